@@ -1,0 +1,1 @@
+"""Benchmark data and tooling (reasoning-gym question streams)."""

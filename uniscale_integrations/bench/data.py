@@ -1,0 +1,78 @@
+"""Question streams with automatic checking, from reasoning-gym's procedural generators.
+
+Five difficulty tiers (tuned so that the offline ladder's configurations win on
+different ones; see docs/benchmark.md): easy and hard chain sums, three-term
+arithmetic, leg counting and GSM8K-style word problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from uniscale_integrations.core.answers import check_numeric, extract_answer
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question with its reference answer and the tier it was drawn from."""
+
+    id: str
+    tier: str
+    text: str
+    answer: str
+
+    def is_correct(self, prediction: str | None) -> bool:
+        """Whether a predicted final answer (or a whole solution text) is right."""
+        if prediction is None:
+            return False
+        return check_numeric(extract_answer(prediction), self.answer)
+
+
+TIERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
+    "chain_sum_easy": ("chain_sum", {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 2}),
+    "chain_sum_hard": ("chain_sum", {"min_terms": 4, "max_terms": 5, "min_digits": 2, "max_digits": 3}),
+    "arithmetic": (
+        "basic_arithmetic",
+        {
+            "min_terms": 3,
+            "max_terms": 3,
+            "min_digits": 1,
+            "max_digits": 2,
+            "operators": ("+", "-", "*"),
+            "allow_parentheses": False,
+            "allow_negation": False,
+        },
+    ),
+    "legs": ("leg_counting", {"min_animals": 1, "max_animals": 3, "max_instances": 3}),
+    "gsm": ("gsm_symbolic", {}),
+}
+
+
+def tier_questions(tier: str, size: int, seed: int) -> list[Question]:
+    """``size`` questions of one tier, reproducible from ``seed``."""
+    import reasoning_gym
+
+    try:
+        generator, knobs = TIERS[tier]
+    except KeyError:
+        raise ValueError(f"unknown tier {tier!r}; choose from {sorted(TIERS)}") from None
+    dataset = reasoning_gym.create_dataset(generator, size=size, seed=seed, **knobs)
+    return [
+        Question(id=f"{tier}-{seed}-{i}", tier=tier, text=str(entry["question"]).strip(), answer=str(entry["answer"]))
+        for i, entry in enumerate(dataset)
+    ]
+
+
+def mixed_stream(size: int, seed: int = 0, tiers: Sequence[str] | None = None) -> list[Question]:
+    """``size`` questions spread evenly over ``tiers``, in a seeded random order."""
+    tiers = list(tiers) if tiers is not None else list(TIERS)
+    if size < 1 or not tiers:
+        raise ValueError("a stream needs a positive size and at least one tier")
+    per_tier = -(-size // len(tiers))
+    pool = [q for i, tier in enumerate(tiers) for q in tier_questions(tier, per_tier, seed * 1000 + i)]
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [pool[i] for i in order[:size]]

@@ -1,0 +1,172 @@
+"""The ``uniscale`` command: ``ask`` one question, or ``learn`` online over a question stream."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from uniscale_integrations.core.engine import Result, UniScale
+from uniscale_integrations.core.space import Config
+from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.tts.search import BRIEF, STEP_BY_STEP
+
+logger = logging.getLogger("uniscale_integrations.cli")
+
+
+STYLES = {"plain": (None, 128), "brief": (BRIEF, 24), "step-by-step": (STEP_BY_STEP, 192)}
+"""Answer styles: the instruction added to each question and its default token budget."""
+
+
+def _engine(args: argparse.Namespace) -> UniScale:
+    models = args.models.split(",") if args.models else None
+    instruction, budget = STYLES[args.style]
+    return UniScale.from_defaults(
+        args.mode,
+        models=models,
+        max_new_tokens=args.max_new_tokens or budget,
+        instruction=instruction,
+        seed=args.seed,
+    )
+
+
+def _describe(result: Result) -> str:
+    usage = result.usage
+    lines = [
+        f"answer:  {result.answer}",
+        f"config:  {result.config}  (model, question variants, candidates, beam size)",
+        f"cost:    {result.eflops:.3g} eFLOPs = {result.cost:.1%} of the dearest config; "
+        f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens; {result.seconds:.1f} s",
+        f"score:   {result.score:.2f} (confidence-weighted agreement of {len(result.paths)} paths)",
+    ]
+    if result.estimate is not None:
+        e = result.estimate
+        lines.append(
+            f"why:     highest upper confidence bound: expected reward {e.mean:.3f} + exploration "
+            f"{e.ucb - e.mean:.3f} = {e.ucb:.3f}"
+        )
+    lines.append(f"decision id: {result.decision_id}")
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    config = Config.parse(args.config) if args.config else None
+    result = engine.run(args.question, config=config)
+    print(_describe(result))
+    if args.explain:
+        print()
+        print(engine.explain(args.question))
+    return 0
+
+
+@dataclass
+class _Step:
+    tier: str
+    config: str
+    correct: bool
+    eflops: float
+    reward: float
+    seconds: float
+
+
+def _summarise(steps: Sequence[_Step], windows: int = 4) -> str:
+    n = len(steps)
+    size = max(1, -(-n // windows))
+    lines = [f"{'queries':<12} {'accuracy':>9} {'mean eFLOPs':>12} {'reward':>8}  most chosen config"]
+    for start in range(0, n, size):
+        chunk = steps[start : start + size]
+        top, count = Counter(s.config for s in chunk).most_common(1)[0]
+        lines.append(
+            f"{start + 1:>4}-{start + len(chunk):<7} {sum(s.correct for s in chunk) / len(chunk):>9.2f} "
+            f"{sum(s.eflops for s in chunk) / len(chunk):>12.3g} "
+            f"{sum(s.reward for s in chunk) / len(chunk):>8.3f}  {top} ({count}/{len(chunk)})"
+        )
+    lines.append("")
+    lines.append("configs chosen per tier in the second half of the stream:")
+    late = steps[n // 2 :]
+    for tier in sorted({s.tier for s in steps}):
+        counts = Counter(s.config for s in late if s.tier == tier)
+        accuracy = [s.correct for s in steps if s.tier == tier]
+        described = ", ".join(f"{c} x{k}" for c, k in counts.most_common()) or "-"
+        lines.append(f"  {tier:<16} accuracy {sum(accuracy) / len(accuracy):.2f}  {described}")
+    return "\n".join(lines)
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from uniscale_integrations.bench.data import mixed_stream
+
+    engine = _engine(args)
+    stream = mixed_stream(args.questions, seed=args.seed)
+    print(f"closed loop over {len(stream)} reasoning-gym questions, {len(engine.space)} configs, mode {args.mode}")
+    steps: list[_Step] = []
+    log = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
+    try:
+        progress = tqdm(stream, desc="learning", unit="q")
+        for question in progress:
+            result = engine.run(question.text)
+            correct = question.is_correct(result.answer)
+            reward = engine.feedback(result.decision_id, correct=correct)
+            step = _Step(question.tier, str(result.config), correct, result.eflops, reward, result.seconds)
+            steps.append(step)
+            if log is not None:
+                log.write(json.dumps({"id": question.id, "answer": result.answer, **step.__dict__}) + "\n")
+            progress.set_postfix(
+                acc=f"{sum(s.correct for s in steps) / len(steps):.2f}",
+                reward=f"{sum(s.reward for s in steps) / len(steps):.3f}",
+                config=step.config,
+            )
+    finally:
+        if log is not None:
+            log.close()
+    print()
+    print(_summarise(steps))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uniscale", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--mode", choices=("cost-sensitive", "quality-first"), default="cost-sensitive")
+    common.add_argument("--models", help="comma-separated ladder rungs (default: S,M)")
+    common.add_argument("--max-new-tokens", type=int, help="token budget per path (default: per style)")
+    common.add_argument("--seed", type=int, default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", parents=[common], help="answer one question and say how")
+    ask.add_argument("question")
+    ask.add_argument("--style", choices=sorted(STYLES), default="plain", help="instruction added to the question")
+    ask.add_argument("--config", help="force a config, e.g. M/qp1/cp4/bs1")
+    ask.add_argument("--explain", action="store_true", help="print every config's estimate")
+    ask.set_defaults(func=cmd_ask)
+
+    learn = sub.add_parser("learn", parents=[common], help="run the closed loop over a question stream")
+    learn.add_argument("--questions", type=int, default=40)
+    learn.add_argument("--style", choices=sorted(STYLES), default="brief", help="instruction added to each question")
+    learn.add_argument("--log", type=Path, help="write one JSON line per query here")
+    learn.set_defaults(func=cmd_learn)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except UniScaleError as error:
+        print(f"uniscale: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The framework-free engine: space, features, bandit, policies, cost, reward, answers, engine."""

@@ -1,0 +1,30 @@
+"""Exceptions raised by ``uniscale_integrations``; all derive from :class:`UniScaleError`."""
+
+from __future__ import annotations
+
+
+class UniScaleError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class MissingModelError(UniScaleError):
+    """A model's files are not installed; the message names the command that installs them."""
+
+
+class UnknownDecisionError(UniScaleError, KeyError):
+    """Feedback names a decision id that this engine never issued (or has forgotten)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateFeedbackError(UniScaleError):
+    """Feedback for a decision that has already received its one feedback."""
+
+
+class InvalidQueryError(UniScaleError, ValueError):
+    """A query that cannot be answered: not a string, empty, or too long."""
+
+
+class ConfigSpaceError(UniScaleError, ValueError):
+    """An invalid configuration or configuration space."""
