@@ -35,8 +35,6 @@ import importlib.metadata
 import logging
 import os
 import platform
-import re
-import sys
 import time
 import timeit
 import warnings
@@ -45,17 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _results import write_section
 
-try:
-    from uniscale_integrations.core.bandit import LinUCB
-    from uniscale_integrations.core.features import ProductFeatures
-except ModuleNotFoundError:  # run from a checkout that is not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from uniscale_integrations.core.bandit import LinUCB
-    from uniscale_integrations.core.features import ProductFeatures
+from uniscale_integrations.core.bandit import LinUCB
+from uniscale_integrations.core.features import ProductFeatures
 
 LOG = logging.getLogger("bandit_overhead")
-SECTION_TITLE = "## Bandit overhead"
+SECTION_TITLE = "Bandit overhead"
 COMMAND = "python benchmarks/bandit_overhead.py"
 
 
@@ -231,8 +225,6 @@ def render_section(
     args: argparse.Namespace,
 ) -> str:
     lines = [
-        SECTION_TITLE,
-        "",
         f"Command: `{COMMAND}` (written by that script; {time.strftime('%Y-%m-%d')}).",
         "",
         f"Environment: {_environment()}.",
@@ -291,17 +283,6 @@ def render_section(
     return "\n".join(lines)
 
 
-def replace_section(path: Path, section: str) -> None:
-    """Write ``section`` in place of the existing one (or append it); keep everything else."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION_TITLE)}[ \t]*\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="timed steps for our bandit (default 1000)")
@@ -351,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         print(section)
     else:
-        replace_section(args.results, section)
-        LOG.info("wrote the %r section of %s", SECTION_TITLE.lstrip("# "), args.results)
+        write_section(args.results, SECTION_TITLE, section)
+        LOG.info("wrote the %r section of %s", SECTION_TITLE, args.results)
     return 0
 
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, BatchEncoding, LlamaConfig, LlamaForCausalLM
 
+from uniscale_integrations.errors import UnknownModelError
 from uniscale_integrations.models import (
     DEFAULT_LADDER,
     GGUFFile,
@@ -139,7 +140,7 @@ def test_registry_register_replace_and_lookup() -> None:
     with pytest.raises(ValueError, match="already registered"):
         registry.register(spec(params=20))
     assert registry.register(spec(params=20), replace=True).params == 20
-    with pytest.raises(KeyError, match="unknown model 'X'"):
+    with pytest.raises(UnknownModelError, match=r"unknown model 'X'"):
         registry["X"]
 
 

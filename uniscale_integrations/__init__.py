@@ -16,6 +16,7 @@ from uniscale_integrations.errors import (
     MissingModelError,
     UniScaleError,
     UnknownDecisionError,
+    UnknownModelError,
 )
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "UniScale",
     "UniScaleError",
     "UnknownDecisionError",
+    "UnknownModelError",
     "Usage",
 ]

@@ -42,7 +42,7 @@ def _describe(result: Result) -> str:
         f"config:  {result.config}  (model, question variants, candidates, beam size)",
         f"cost:    {result.eflops:.3g} eFLOPs = {result.cost:.1%} of the dearest config; "
         f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens; {result.seconds:.1f} s",
-        f"score:   {result.score:.2f} (confidence-weighted agreement of {len(result.paths)} paths)",
+        f"score:   {result.score:.2f} (verifier score of the answer; {len(result.paths)} paths searched)",
     ]
     if result.estimate is not None:
         e = result.estimate
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
 
     learn = sub.add_parser("learn", parents=[common], help="run the closed loop over a question stream")
-    learn.add_argument("--questions", type=int, default=40)
+    learn.add_argument("--questions", type=int, default=120)
     learn.add_argument("--style", choices=sorted(STYLES), default="brief", help="instruction added to each question")
     learn.add_argument("--log", type=Path, help="write one JSON line per query here")
     learn.set_defaults(func=cmd_learn)

@@ -11,6 +11,13 @@ class MissingModelError(UniScaleError):
     """A model's files are not installed; the message names the command that installs them."""
 
 
+class UnknownModelError(UniScaleError, KeyError):
+    """A model name that the registry does not know."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class UnknownDecisionError(UniScaleError, KeyError):
     """Feedback names a decision id that this engine never issued (or has forgotten)."""
 

@@ -12,17 +12,36 @@ models often skip the format).
 '2873'
 >>> numbers_equal("12.0", "12")
 True
+>>> stated_answer("so it is Paris.\\nAnswer: **Paris**.")
+'Paris'
+>>> normalize_text("The  Eiffel-Tower!")
+'eiffeltower'
+>>> canonical_answer("1,250.0"), canonical_answer("The Nile")
+('1250', 'nile')
+>>> choice_letter("Answer: (b)"), choice_letter("C. 42"), choice_letter("A. 3\\nB. 4")
+('B', 'C', None)
 """
 
 from __future__ import annotations
 
 import math
 import re
+import string
+import unicodedata
 from decimal import Decimal, InvalidOperation
 
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _ANSWER_LINE = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*\**\s*([^\n]+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_STATED_TRIM = re.compile(r"^[\s*]+|[\s*.]+$")
+_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+_STATED_CHOICE = re.compile(
+    r"(?:answer|correct\s+(?:option|choice))\s*(?:is)?\s*(?:option|choice)?\s*[:=]?\s*\**\s*\(?([A-Za-z])\)?(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_BOXED_CHOICE = re.compile(r"\\boxed\{\s*\(?([A-Za-z])\)?\s*\}")
+_LONE_CHOICE = re.compile(r"\(?([A-Za-z])\)?[.):]?")
+_MARKED_CHOICE = re.compile(r"\(([A-Z])\)|^\s*([A-Z])[.)](?=\s|$)", re.MULTILINE)
 
 
 def _last_number(text: str) -> str | None:
@@ -68,3 +87,51 @@ def numbers_equal(a: str, b: str, rel_tol: float = 1e-6) -> bool:
 def check_numeric(prediction: str | None, reference: str) -> bool:
     """Correctness of a predicted final answer against a numeric reference."""
     return prediction is not None and numbers_equal(prediction, reference)
+
+
+def stated_answer(text: str) -> str | None:
+    """The answer a solution states (last ``\\boxed{}``, else last "Answer: ..."), as written."""
+    for stated in [*_BOXED.findall(text)[-1:], *_ANSWER_LINE.findall(text)[-1:]]:
+        stated = _STATED_TRIM.sub("", stated)
+        if stated and not stated.startswith("\\"):
+            return stated
+    return None
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, punctuation dropped, articles (a, an, the) dropped, whitespace collapsed."""
+    kept = "".join(
+        ch for ch in text.lower() if ch not in string.punctuation and not unicodedata.category(ch).startswith("P")
+    )
+    return " ".join(_ARTICLES.sub(" ", kept).split())
+
+
+def canonical_answer(answer: str) -> str:
+    """A key under which equal answers compare equal: a canonical number, else normalised text."""
+    stripped = answer.strip()
+    if _NUMBER.fullmatch(stripped):
+        return _canonical_number(stripped)
+    return normalize_text(stripped)
+
+
+def choice_letter(text: str, choices: str = "ABCD") -> str | None:
+    """The option a multiple-choice solution picks, as an upper-case letter of ``choices``.
+
+    In order: the last stated choice ("Answer: (B)", "the answer is b", "the correct option is C",
+    ``\\boxed{B}``; a lower-case letter only when nothing but punctuation follows it on its
+    line, so "the answer is a dog" picks nothing); a text that is just a letter ("b", "(B)",
+    "B."); else the one option marked as "(B)" anywhere or "B." / "B)" at a line's start,
+    where marks of two different options are ambiguous (``None``).
+    """
+    options = choices.upper()
+    stated = sorted([*_STATED_CHOICE.finditer(text), *_BOXED_CHOICE.finditer(text)], key=lambda m: m.start())
+    for match in reversed(stated):
+        letter = match.group(1)
+        rest_of_line = text[match.end() :].split("\n", 1)[0]
+        if letter.upper() in options and (letter.isupper() or not any(ch.isalnum() for ch in rest_of_line)):
+            return letter.upper()
+    lone = _LONE_CHOICE.fullmatch(text.strip())
+    if lone and lone.group(1).upper() in options:
+        return lone.group(1).upper()
+    marked = {a or b for a, b in _MARKED_CHOICE.findall(text)} & set(options)
+    return marked.pop() if len(marked) == 1 else None

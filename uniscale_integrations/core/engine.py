@@ -7,7 +7,7 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,6 +16,7 @@ import numpy as np
 from uniscale_integrations.core.bandit import LinUCB
 from uniscale_integrations.core.cost import CostModel, ModelShape, SpacePricing, Usage
 from uniscale_integrations.core.encoder import QueryEncoder
+from uniscale_integrations.core.events import ConfigSelected, FeedbackApplied, Listener, emit
 from uniscale_integrations.core.features import ProductFeatures
 from uniscale_integrations.core.reward import Mode, RewardWeights
 from uniscale_integrations.core.space import Config, ConfigSpace
@@ -26,8 +27,9 @@ from uniscale_integrations.errors import (
 )
 
 if TYPE_CHECKING:
+    from uniscale_integrations.core.verifiers import Verifier
     from uniscale_integrations.models import ModelRegistry
-    from uniscale_integrations.tts.search import Execution, Path
+    from uniscale_integrations.tts.search import Aggregation, EarlyStopping, Execution, PathTrace
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,13 @@ class ConfigExecutor(Protocol):
     """Runs one configuration on one chat (see :class:`uniscale_integrations.tts.Executor`)."""
 
     def execute(
-        self, messages: Sequence[Message], config: Config, *, seed: int | None = None, stop: Sequence[str] = ()
+        self,
+        messages: Sequence[Message],
+        config: Config,
+        *,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        listeners: Iterable[Listener] = (),
     ) -> Execution: ...
 
 
@@ -72,7 +80,10 @@ class Result:
     decision_id: str
     estimate: Estimate | None
     """The policy's estimate for the chosen configuration (None when the config was forced)."""
-    paths: list[Path] = field(default_factory=list, repr=False)
+    paths: list[PathTrace] = field(default_factory=list, repr=False)
+    """The search's trace: every path, its step scores, and where and why it stopped."""
+    verifier_eflops: float = 0.0
+    """The part of ``eflops`` spent by the verifier."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,7 @@ class UniScale:
         gamma: float = 1.0,
         seed: int = 0,
         max_pending: int = 100_000,
+        listeners: Sequence[Listener] = (),
     ):
         self.cost_model = cost_model if cost_model is not None else CostModel()
         self.pricing = SpacePricing.of(space, shapes, self.cost_model)
@@ -120,13 +132,16 @@ class UniScale:
         self.executor = executor
         self.encoder = encoder if encoder is not None else QueryEncoder()
         self.weights = weights if weights is not None else RewardWeights.preset("cost-sensitive")
-        dim = self._space.features().shape[1] * self.encoder.context_dim
+        z = self._space.features()
+        self._action_features = z / np.linalg.norm(z, axis=1, keepdims=True)
+        dim = z.shape[1] * self.encoder.context_dim
         self.bandit = LinUCB(dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma)
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._resolved: OrderedDict[str, None] = OrderedDict()
         self._max_pending = max_pending
+        self.listeners: list[Listener] = list(listeners)
 
     @classmethod
     def from_defaults(
@@ -142,16 +157,20 @@ class UniScale:
         max_new_tokens: int = 128,
         system_prompt: str | None = None,
         instruction: str | None = None,
+        verifier: Verifier | None = None,
+        early_stopping: EarlyStopping | None = None,
+        aggregation: Aggregation = "weighted_vote",
         **kwargs: object,
     ) -> UniScale:
         """The offline ladder (S and M) over a small QP x CP grid; nothing loads until used.
 
         ``instruction`` is appended to the question (e.g. ``tts.search.STEP_BY_STEP`` for math);
-        ``system_prompt`` is put first in chats that bring none.
+        ``system_prompt`` is put first in chats that bring none. ``verifier`` scores steps and
+        answers (default: each path's own token confidence); see :class:`~uniscale_integrations.tts.Executor`.
         """
         from uniscale_integrations.models import DEFAULT_LADDER, ModelRegistry, load_model, resolve_device
         from uniscale_integrations.tts.backends import HFGenerator
-        from uniscale_integrations.tts.search import Executor
+        from uniscale_integrations.tts.search import EarlyStopping, Executor
 
         registry = registry if registry is not None else ModelRegistry.default()
         models = tuple(models) if models is not None else DEFAULT_LADDER
@@ -168,6 +187,9 @@ class UniScale:
             max_new_tokens=max_new_tokens,
             system_prompt=system_prompt,
             instruction=instruction,
+            verifier=verifier,
+            early_stopping=early_stopping if early_stopping is not None else EarlyStopping(),
+            aggregation=aggregation,
         )
         shapes = {n: ModelShape(s.params, s.n_layers, s.kv_dim) for n, s in specs.items()}
         return cls(
@@ -184,8 +206,13 @@ class UniScale:
         return self._space
 
     def features(self, query: str | Sequence[Message]) -> ProductFeatures:
-        """The joint features of every configuration for ``query``."""
-        return ProductFeatures(self.encoder.encode_one(_query_text(query)), self._space.features())
+        """The joint features of every configuration for ``query``.
+
+        Both factors are scaled to unit norm, so every joint vector has norm 1: before any
+        feedback every configuration has the same exploration bonus, whatever its size.
+        """
+        context = self.encoder.encode_one(_query_text(query))
+        return ProductFeatures(context / np.linalg.norm(context), self._action_features)
 
     def explain(self, query: str | Sequence[Message]) -> Explanation:
         """Each configuration's estimated reward (mean), uncertainty (width) and UCB."""
@@ -205,8 +232,15 @@ class UniScale:
         config: Config | None = None,
         *,
         stop: Sequence[str] = (),
+        listeners: Sequence[Listener] = (),
+        seed: int | None = None,
     ) -> Result:
-        """Answer ``query`` (a string or a chat), choosing the configuration unless one is given."""
+        """Answer ``query`` (a string or a chat), choosing the configuration unless one is given.
+
+        ``listeners`` receive this call's events (config selected, steps scored, paths pruned)
+        besides the engine's own listeners. ``seed`` fixes this call's sampling (default: drawn
+        from the engine's seeded generator).
+        """
         messages = _as_messages(query)
         features = self.features(messages)
         if config is not None:
@@ -219,10 +253,24 @@ class UniScale:
                 m, w = float(mean[arm]), float(width[arm])
                 estimate = Estimate(self._space[arm], m, w, m + self.bandit.alpha * w)
             config = self._space[arm]
-        seed = int(self._rng.integers(2**31))
-        execution = self.executor.execute(messages, config, seed=seed, stop=stop)
-        cost = self.pricing.normalise(execution.eflops)
+        observers = [*self.listeners, *listeners]
         decision_id = uuid.uuid4().hex
+        emit(
+            observers,
+            ConfigSelected(
+                decision_id,
+                str(config),
+                estimate.mean if estimate else None,
+                estimate.width if estimate else None,
+                estimate.ucb if estimate else None,
+                forced=estimate is None,
+            ),
+        )
+        if seed is None:
+            with self._lock:
+                seed = int(self._rng.integers(2**31))
+        execution = self.executor.execute(messages, config, seed=seed, stop=stop, listeners=observers)
+        cost = self.pricing.normalise(execution.eflops)
         self._remember(decision_id, _Pending(features, arm, execution.score, cost))
         logger.info("decision %s: %s, %.3g eFLOPs, score %.2f", decision_id, config, execution.eflops, execution.score)
         return Result(
@@ -237,6 +285,7 @@ class UniScale:
             decision_id=decision_id,
             estimate=estimate,
             paths=execution.paths,
+            verifier_eflops=execution.verifier_eflops,
         )
 
     def feedback(self, decision_id: str, *, correct: bool | float | None = None, score: float | None = None) -> float:
@@ -265,6 +314,7 @@ class UniScale:
             self._resolved[decision_id] = None
             while len(self._resolved) > self._max_pending:
                 self._resolved.popitem(last=False)
+        emit(self.listeners, FeedbackApplied(decision_id, reward, correct_value))
         return reward
 
     def _remember(self, decision_id: str, pending: _Pending) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from uniscale_integrations.errors import MissingModelError
+from uniscale_integrations.errors import MissingModelError, UnknownModelError
 
 if TYPE_CHECKING:
     from gguf import GGUFReader
@@ -257,7 +257,7 @@ class ModelRegistry:
         try:
             return self._specs[name]
         except KeyError:
-            raise KeyError(f"unknown model {name!r}; registered: {', '.join(self._specs)}") from None
+            raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(self._specs)}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._specs

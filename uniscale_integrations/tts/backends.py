@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Protocol
 from uniscale_integrations.core.cost import ModelShape, Usage
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from uniscale_integrations.models import LoadedModel
+    from uniscale_integrations.tts.decoding import DecodeSession
 
 Message = dict[str, str]
 """A chat message: ``{"role": "system" | "user" | "assistant", "content": ...}``."""
@@ -65,15 +68,35 @@ class Generator(Protocol):
     @property
     def shape(self) -> ModelShape: ...
 
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase: ...
+
     def render(self, messages: Sequence[Message]) -> str:
         """The prompt text for a chat, through the model's chat template."""
         ...
 
     def generate(self, prompts: Sequence[str], n: int, params: SamplingParams) -> GenerationBatch: ...
 
+    def session(
+        self,
+        prompts: Sequence[str],
+        n: int | Sequence[int],
+        params: SamplingParams,
+        *,
+        step_delimiter: str | None = None,
+    ) -> DecodeSession:
+        """A step-wise batched decode session (see :mod:`uniscale_integrations.tts.decoding`)."""
+        ...
+
 
 class HFGenerator:
-    """A local transformers causal LM; all ``len(prompts) * n`` paths decode as one batch."""
+    """A local transformers causal LM; all ``len(prompts) * n`` paths decode as one batch.
+
+    Decoding runs on :class:`~uniscale_integrations.tts.decoding.DecodeSession`: each
+    distinct prompt is prefilled once and shared by its ``n`` paths, a finished path
+    leaves the batch at once, and on CPU the hand-written fast runner is used where the
+    architecture allows (see that module).
+    """
 
     def __init__(self, loaded: LoadedModel):
         self.loaded = loaded
@@ -88,84 +111,48 @@ class HFGenerator:
         spec = self.loaded.spec
         return ModelShape(params=spec.params, n_layers=spec.n_layers, kv_dim=spec.kv_dim)
 
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self.loaded.tokenizer
+
     def render(self, messages: Sequence[Message]) -> str:
         text = self.loaded.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
         return str(text)
 
-    def generate(self, prompts: Sequence[str], n: int, params: SamplingParams) -> GenerationBatch:
-        import torch
+    def session(
+        self,
+        prompts: Sequence[str],
+        n: int | Sequence[int],
+        params: SamplingParams,
+        *,
+        step_delimiter: str | None = None,
+    ) -> DecodeSession:
+        from uniscale_integrations.tts.decoding import DecodeSession
 
+        return DecodeSession(self.loaded, prompts, n, params, step_delimiter=step_delimiter)
+
+    def generate(self, prompts: Sequence[str], n: int, params: SamplingParams) -> GenerationBatch:
         if not prompts:
             raise ValueError("generate needs at least one prompt")
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        with self._lock:
+            session = self.session(prompts, n, params)
+            session.advance()
         tokenizer = self.loaded.tokenizer
-        model = self.loaded.model
-        encoded = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = encoded.to(self.loaded.device)
-        greedy = params.temperature == 0
-        kwargs: dict[str, object] = {
-            "max_new_tokens": params.max_new_tokens,
-            "num_return_sequences": n,
-            "do_sample": not greedy,
-            "return_dict_in_generate": True,
-            "output_logits": True,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-        if not greedy:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=tokenizer)
-        with self._lock, torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            out = model.generate(**encoded, **kwargs)  # type: ignore[operator]
-        return self._collect(out, encoded["attention_mask"], n, params)
-
-    def _collect(self, out: object, attention_mask: object, n: int, params: SamplingParams) -> GenerationBatch:
-        import torch
-
-        tokenizer = self.loaded.tokenizer
-        mask = attention_mask.repeat_interleave(n, dim=0)  # type: ignore[attr-defined]
-        prompt_len = int(mask.shape[1])
-        generated = out.sequences[:, prompt_len:]  # type: ignore[attr-defined]
-        rows, steps = generated.shape
-        logprobs = torch.stack(
-            [
-                torch.log_softmax(step.float(), dim=-1).gather(1, generated[:, i : i + 1]).squeeze(1)
-                for i, step in enumerate(out.logits)  # type: ignore[attr-defined]
-            ],
-            dim=1,
-        )
-        eos_ids = _eos_ids(self.loaded.model, tokenizer)
         completions = []
-        for row in range(rows):
-            tokens = generated[row].tolist()
-            length = _useful_length(tokens, eos_ids, tokenizer.pad_token_id)
-            hit_eos = length < steps or (length > 0 and tokens[length - 1] in eos_ids)
-            text = str(tokenizer.decode(tokens[:length], skip_special_tokens=True))
-            text, hit_stop = _cut_at_stop(text, params.stop)
-            mean_lp = float(logprobs[row, :length].mean()) if length else 0.0
+        for row in session.rows:
+            length = len(row.token_ids)
             completions.append(
                 Completion(
-                    prompt_index=row // n,
-                    text=text.strip(),
+                    prompt_index=row.prompt_index,
+                    text=row.text(tokenizer).strip(),
                     completion_tokens=length,
-                    mean_logprob=mean_lp,
-                    finish_reason="stop" if (hit_eos or hit_stop) else "length",
+                    mean_logprob=row.logprob_sum / length if length else 0.0,
+                    finish_reason="length" if row.finish_reason == "length" else "stop",
                 )
             )
-        useful_prompt = int(mask.sum())
-        usage = Usage(
-            prompt_tokens=useful_prompt,
-            completion_tokens=sum(c.completion_tokens for c in completions),
-            tokens_processed=rows * (prompt_len + steps - 1),
-            forward_passes=steps,
-            kv_reads=rows * sum(prompt_len + t for t in range(1, steps)),
-        )
-        return GenerationBatch(completions, usage)
+        return GenerationBatch(completions, session.usage)
 
 
 def _eos_ids(model: object, tokenizer: object) -> set[int]:
@@ -177,17 +164,6 @@ def _eos_ids(model: object, tokenizer: object) -> set[int]:
         elif isinstance(value, list):
             ids.update(v for v in value if isinstance(v, int))
     return ids
-
-
-def _useful_length(tokens: list[int], eos_ids: set[int], pad_id: int | None) -> int:
-    """Generated tokens up to and including the first end-of-sequence token."""
-    for i, token in enumerate(tokens):
-        if token in eos_ids:
-            return i + 1
-    if pad_id is not None and pad_id not in eos_ids:
-        while tokens and tokens[-1] == pad_id:
-            tokens = tokens[:-1]
-    return len(tokens)
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -1,16 +1,31 @@
-"""Executing a configuration: question variants (QP) x candidates (CP), pooled by vote.
+"""Executing a configuration: question variants x candidates x step-level beams, verified.
 
-A *question variant* is the user's last message rewritten by one of
-:data:`VARIANT_TEMPLATES` (variant 0 is the message as written), followed by the
-executor's answer ``instruction`` when it has one; the rest of the chat is kept. All
-``QP * CP`` paths of a configuration decode in one batched call. With
-``CP = 1`` each variant is decoded greedily (the variants themselves bring the
-diversity); with ``CP > 1`` candidates are sampled.
+For a configuration ``(M, QP, CP, BS)`` on one chat:
 
-The answer is chosen by a confidence-weighted vote over the extracted final answers,
-each path weighing ``exp(mean token log-prob)``. The verifier score of the answer is
-the winning answer's share of the vote times the mean confidence of the paths behind
-it: one confident path scores its confidence, and agreement raises the score.
+- **QP** *question variants*: the user's last message rewritten by one of
+  :data:`VARIANT_TEMPLATES` (variant 0 is the message as written), followed by the
+  executor's answer ``instruction`` when it has one; the rest of the chat is kept.
+- **CP** independent *candidates* per variant, each its own search tree.
+- **BS** *beams* per tree: a step ends at the step delimiter (a blank line); each beam is
+  expanded into BS sampled children, the verifier scores every partial solution, and
+  the BS best (by mean step score) survive. BS = 1 is plain sampling.
+
+All paths of a configuration decode together in one batched session: prompts are
+prefilled once, paths share them, and a path that is pruned or finished leaves the
+batch at once, so it stops costing compute.
+
+**Path-aware early stopping** (method.md section 3): after step ``j`` of at most
+``H_max``, a running path whose mean step score is ``V`` is pruned when even perfect
+remaining steps could not beat the best finished path, ``V_max``::
+
+    (j * V + (H_max - j) * v_sup) / H_max  <  V_max
+
+**Aggregation** pools the finished paths' final answers: a verifier-weighted vote (the
+default), a plain majority vote, or the single best-scored path.
+
+Without a verifier, a step's score is the path's own confidence on it: the geometric
+mean probability of the step's tokens under the model, which costs nothing extra.
+CP = 1 decodes greedily (the variants bring the diversity); CP > 1 or BS > 1 samples.
 """
 
 from __future__ import annotations
@@ -18,14 +33,20 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from uniscale_integrations.core.answers import extract_answer
 from uniscale_integrations.core.cost import CostModel, Usage
+from uniscale_integrations.core.events import Listener, PathPruned, StepScored, emit
 from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import ConfigSpaceError
-from uniscale_integrations.tts.backends import Completion, Generator, Message, SamplingParams
+from uniscale_integrations.tts.backends import Generator, Message, SamplingParams
+
+if TYPE_CHECKING:
+    from uniscale_integrations.core.verifiers import Verifier
+    from uniscale_integrations.tts.decoding import DecodeSession, Row
 
 STEP_BY_STEP = "Think step by step, then give the final answer as 'Answer: <number>'."
 """Instruction for math questions: chain of thought (give it 160+ new tokens)."""
@@ -39,17 +60,62 @@ VARIANT_TEMPLATES: tuple[str, ...] = (
     "Here is a problem for you.\n{question}\nCheck your arithmetic, then answer.",
 )
 
+Aggregation = Literal["weighted_vote", "majority", "best_score"]
+PathStatus = Literal["running", "finished", "length", "step_limit", "pruned", "outranked"]
+
 
 @dataclass(frozen=True)
-class Path:
-    """One solution path and what became of it."""
+class EarlyStopping:
+    """Path-aware early stopping: prune a path that can no longer beat the best finished one.
 
+    ``v_sup`` is the largest score a step can get; ``None`` uses the largest step score
+    seen so far in this search (an empirical, less conservative bound).
+    """
+
+    enabled: bool = True
+    h_max: int = 8
+    v_sup: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.h_max < 1:
+            raise ValueError(f"h_max must be >= 1, got {self.h_max}")
+        if self.v_sup is not None and not 0.0 <= self.v_sup <= 1.0:
+            raise ValueError(f"v_sup must lie in [0, 1], got {self.v_sup}")
+
+    def bound(self, step: int, mean_score: float, v_sup: float) -> float:
+        """The best mean score a path at ``step`` with ``mean_score`` could still reach."""
+        remaining = max(0, self.h_max - step)
+        return (step * mean_score + remaining * v_sup) / self.h_max
+
+
+@dataclass
+class PathTrace:
+    """One solution path: its steps' scores, and how it ended."""
+
+    id: int
     variant: int
-    text: str
-    answer: str | None
-    confidence: float
-    completion_tokens: int
-    finish_reason: str
+    tree: int
+    parent: int | None
+    text: str = ""
+    answer: str | None = None
+    step_scores: list[float] = field(default_factory=list)
+    final_score: float | None = None
+    status: PathStatus = "running"
+    reason: str | None = None
+    completion_tokens: int = 0
+    _logprob_mark: tuple[float, int] = (0.0, 0)
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_scores)
+
+    @property
+    def mean_score(self) -> float:
+        return sum(self.step_scores) / len(self.step_scores) if self.step_scores else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.final_score is not None
 
 
 @dataclass
@@ -62,17 +128,17 @@ class Execution:
     score: float
     eflops: float
     usage: Usage
+    """Tokens and work of generation and verification together."""
     seconds: float
-    paths: list[Path] = field(default_factory=list)
+    paths: list[PathTrace] = field(default_factory=list)
+    verifier_eflops: float = 0.0
 
 
 def question_variants(messages: Sequence[Message], qp: int, instruction: str | None = None) -> list[list[Message]]:
     """``qp`` chats that differ only in how the last user message is phrased."""
     if qp > len(VARIANT_TEMPLATES):
         raise ConfigSpaceError(f"qp={qp} exceeds the {len(VARIANT_TEMPLATES)} question variants available")
-    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
-    if last_user is None:
-        raise ValueError("the chat has no user message to answer")
+    last_user = _last_user_index(messages)
     question = messages[last_user]["content"]
     variants = []
     for template in VARIANT_TEMPLATES[:qp]:
@@ -90,25 +156,31 @@ def with_system_prompt(messages: Sequence[Message], system_prompt: str) -> list[
     return [{"role": "system", "content": system_prompt}, *(dict(m) for m in messages)]
 
 
-def vote(paths: Sequence[Path]) -> tuple[str | None, float, Path | None]:
-    """The confidence-weighted majority answer, its score, and its most confident path."""
+def aggregate(paths: Sequence[PathTrace], method: Aggregation = "weighted_vote") -> PathTrace | None:
+    """The finished path whose answer wins; ``None`` when no path finished.
+
+    The returned path is the best-scored one among those giving the winning answer.
+    """
+    done = [p for p in paths if p.finished]
+    if not done:
+        return None
+    if method == "best_score":
+        return max(done, key=lambda p: p.final_score or 0.0)
     weight: dict[str, float] = defaultdict(float)
-    for path in paths:
+    count: dict[str, int] = defaultdict(int)
+    for path in done:
         if path.answer is not None:
-            weight[path.answer] += path.confidence
-    total = sum(p.confidence for p in paths)
-    if not weight or total <= 0:
-        return None, 0.0, None
-    answer = max(weight, key=lambda a: (weight[a], -_first_index(paths, a)))
-    backers = [p for p in paths if p.answer == answer]
-    share = weight[answer] / total
-    mean_confidence = weight[answer] / len(backers)
-    best = max(backers, key=lambda p: p.confidence)
-    return answer, share * mean_confidence, best
-
-
-def _first_index(paths: Sequence[Path], answer: str) -> int:
-    return next(i for i, p in enumerate(paths) if p.answer == answer)
+            weight[path.answer] += path.final_score or 0.0
+            count[path.answer] += 1
+    if not weight:
+        return max(done, key=lambda p: p.final_score or 0.0)
+    if method == "weighted_vote":
+        winner = max(weight, key=lambda a: (weight[a], count[a]))
+    elif method == "majority":
+        winner = max(count, key=lambda a: (count[a], weight[a]))
+    else:
+        raise ValueError(f"unknown aggregation {method!r}")
+    return max((p for p in done if p.answer == winner), key=lambda p: p.final_score or 0.0)
 
 
 class Executor:
@@ -123,7 +195,13 @@ class Executor:
         temperature: float = 0.7,
         system_prompt: str | None = None,
         instruction: str | None = None,
+        verifier: Verifier | None = None,
+        early_stopping: EarlyStopping = EarlyStopping(),
+        aggregation: Aggregation = "weighted_vote",
+        step_delimiter: str = "\n\n",
     ):
+        if aggregation not in ("weighted_vote", "majority", "best_score"):
+            raise ValueError(f"unknown aggregation {aggregation!r}")
         self._factories = dict(generators)
         self._generators: dict[str, Generator] = {}
         self.cost_model = cost_model
@@ -131,6 +209,10 @@ class Executor:
         self.temperature = temperature
         self.system_prompt = system_prompt
         self.instruction = instruction
+        self.verifier = verifier
+        self.early_stopping = early_stopping
+        self.aggregation: Aggregation = aggregation
+        self.step_delimiter = step_delimiter
 
     def generator(self, model: str) -> Generator:
         """The generator for ``model``, created on first use."""
@@ -143,44 +225,236 @@ class Executor:
         return self._generators[model]
 
     def execute(
-        self, messages: Sequence[Message], config: Config, *, seed: int | None = None, stop: Sequence[str] = ()
+        self,
+        messages: Sequence[Message],
+        config: Config,
+        *,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        listeners: Iterable[Listener] = (),
     ) -> Execution:
-        if config.bs > 1:
-            raise ConfigSpaceError(f"{config}: step-level beam search (bs > 1) is not available yet")
+        """Search ``config`` on the chat and return the pooled answer with its trace and cost."""
         started = time.perf_counter()
         generator = self.generator(config.model)
         if self.system_prompt is not None:
             messages = with_system_prompt(messages, self.system_prompt)
         chats = question_variants(messages, config.qp, self.instruction)
-        prompts = [generator.render(chat) for chat in chats]
+        search = _Search(self, generator, config, messages[_last_user_index(messages)]["content"], list(listeners))
         params = SamplingParams(
             max_new_tokens=self.max_new_tokens,
-            temperature=0.0 if config.cp == 1 else self.temperature,
+            temperature=0.0 if config.cp == 1 and config.bs == 1 else self.temperature,
             stop=tuple(stop),
             seed=seed,
         )
-        batch = generator.generate(prompts, n=config.cp, params=params)
-        paths = [_path(c) for c in batch.completions]
-        answer, score, best = vote(paths)
-        chosen = best if best is not None else max(paths, key=lambda p: p.confidence)
+        paths, usage = search.run([generator.render(chat) for chat in chats], params)
+        generation_eflops = self.cost_model.eflops(generator.shape, usage)
+        winner = aggregate(paths, self.aggregation)
+        if winner is None:  # unreachable: every search ends with finished paths
+            raise RuntimeError(f"{config}: the search finished no path")
+        backers = [p for p in paths if p.finished and p.answer == winner.answer]
+        score = sum(p.final_score or 0.0 for p in backers) / len(backers)
         return Execution(
             config=config,
-            answer=answer if answer is not None else chosen.text,
-            text=chosen.text,
+            answer=winner.answer if winner.answer is not None else winner.text,
+            text=winner.text,
             score=score,
-            eflops=self.cost_model.eflops(generator.shape, batch.usage),
-            usage=batch.usage,
+            eflops=generation_eflops + search.verifier_eflops,
+            usage=usage + search.verifier_usage,
             seconds=time.perf_counter() - started,
             paths=paths,
+            verifier_eflops=search.verifier_eflops,
         )
 
 
-def _path(completion: Completion) -> Path:
-    return Path(
-        variant=completion.prompt_index,
-        text=completion.text,
-        answer=extract_answer(completion.text),
-        confidence=math.exp(completion.mean_logprob),
-        completion_tokens=completion.completion_tokens,
-        finish_reason=completion.finish_reason,
-    )
+class _Search:
+    """One search over the paths of one configuration (state of a single ``execute`` call)."""
+
+    def __init__(
+        self, executor: Executor, generator: Generator, config: Config, question: str, listeners: list[Listener]
+    ):
+        self.executor = executor
+        self.generator = generator
+        self.config = config
+        self.question = question
+        self.listeners = listeners
+        self.stopping = executor.early_stopping
+        self.paths: list[PathTrace] = []
+        self.verifier_eflops = 0.0
+        self.verifier_usage = Usage()
+        self.best_step_score = 0.0
+
+    def run(self, prompts: Sequence[str], params: SamplingParams) -> tuple[list[PathTrace], Usage]:
+        config = self.config
+        children = config.bs * config.bs if config.bs > 1 else 1
+        stepwise = config.bs > 1 or (self.stopping.enabled and config.paths > 1)
+        session = self.generator.session(
+            prompts,
+            n=config.cp * children,
+            params=params,
+            step_delimiter=self.executor.step_delimiter if stepwise else None,
+        )
+        rows = [
+            self._new_path(variant=r.prompt_index, tree=r.prompt_index * config.cp + i // children)
+            for i, r in enumerate(session.rows)
+        ]
+        beams = dict.fromkeys({p.tree for p in rows}, config.bs)
+        while rows:
+            session.advance()
+            self._score(session, rows)
+            keep = self._select_beams(rows, beams)
+            keep = self._stop_early(rows, keep)
+            expansion = [i for i in keep for _ in range(config.bs if config.bs > 1 else 1)]
+            rows = [rows[i] if k == 0 else self._child(rows[i]) for k, i in _with_copy_index(expansion)]
+            session.select(expansion)
+            session.resume()
+        return self.paths, session.usage
+
+    def _new_path(self, variant: int, tree: int, parent: PathTrace | None = None) -> PathTrace:
+        path = PathTrace(id=len(self.paths), variant=variant, tree=tree, parent=parent.id if parent else None)
+        if parent is not None:
+            path.step_scores = list(parent.step_scores)
+            path._logprob_mark = parent._logprob_mark
+        self.paths.append(path)
+        return path
+
+    def _child(self, parent: PathTrace) -> PathTrace:
+        return self._new_path(parent.variant, parent.tree, parent)
+
+    def _score(self, session: DecodeSession, rows: list[PathTrace]) -> None:
+        tokenizer = self.generator.tokenizer
+        final = [
+            r.status == "finished" or len(p.step_scores) + 1 >= self.stopping.h_max
+            for r, p in zip(session.rows, rows, strict=True)
+        ]
+        texts = [r.text(tokenizer) for r in session.rows]
+        scores = self._verify(session.rows, rows, texts, final)
+        for row, path, text, is_final, score in zip(session.rows, rows, texts, final, scores, strict=True):
+            path.text = text.strip()
+            path.completion_tokens = len(row.token_ids)
+            path.step_scores.append(score)
+            self.best_step_score = max(self.best_step_score, score)
+            if is_final:
+                path.final_score = score
+                path.answer = extract_answer(path.text)
+                path.status = _finish_status(row)
+            emit(
+                self.listeners,
+                StepScored(path.id, path.steps, score, path.mean_score, is_final, self._verifier_name),
+            )
+
+    @property
+    def _verifier_name(self) -> str:
+        verifier = self.executor.verifier
+        return verifier.name if verifier is not None else "self-confidence"
+
+    def _verify(
+        self, session_rows: Sequence[Row], paths: Sequence[PathTrace], texts: Sequence[str], final: Sequence[bool]
+    ) -> list[float]:
+        verifier = self.executor.verifier
+        if verifier is None:
+            return [_step_confidence(row, path) for row, path in zip(session_rows, paths, strict=True)]
+        scores = [0.0] * len(texts)
+        for is_final in (False, True):
+            chosen = [i for i, f in enumerate(final) if f == is_final]
+            if not chosen:
+                continue
+            verdicts = verifier.score(self.question, [texts[i] for i in chosen], partial=not is_final)
+            self.verifier_eflops += verdicts.eflops
+            self.verifier_usage += verdicts.usage
+            for i, score in zip(chosen, verdicts.scores, strict=True):
+                scores[i] = score
+        return scores
+
+    def _select_beams(self, rows: list[PathTrace], beams: dict[int, int]) -> list[int]:
+        """Per tree, the best ``beams[tree]`` paths by mean score; finished winners leave the beam."""
+        keep: list[int] = []
+        by_tree: dict[int, list[int]] = defaultdict(list)
+        for i, path in enumerate(rows):
+            by_tree[path.tree].append(i)
+        for tree, members in by_tree.items():
+            ranked = sorted(members, key=lambda i: -rows[i].mean_score)
+            width = beams[tree]
+            for rank, i in enumerate(ranked):
+                path = rows[i]
+                if rank >= width:
+                    if not path.finished:
+                        self._prune(path, "outranked", f"outside the top {width} beams of its tree")
+                    else:
+                        path.final_score = None  # an outranked finished path is not a candidate answer
+                        path.status = "outranked"
+                        path.reason = f"outside the top {width} beams of its tree"
+                elif path.finished:
+                    beams[tree] -= 1
+                else:
+                    keep.append(i)
+        return keep
+
+    def _stop_early(self, rows: list[PathTrace], keep: list[int]) -> list[int]:
+        if not self.stopping.enabled:
+            return keep
+        finished = [p.final_score for p in self.paths if p.final_score is not None]
+        if not finished:
+            return keep
+        best_final = max(finished)
+        v_sup = self.stopping.v_sup if self.stopping.v_sup is not None else self.best_step_score
+        survivors = []
+        for i in keep:
+            path = rows[i]
+            bound = self.stopping.bound(path.steps, path.mean_score, v_sup)
+            if bound < best_final:
+                self._prune(
+                    path,
+                    "pruned",
+                    f"bound {bound:.3f} < best finished {best_final:.3f} after step {path.steps}",
+                    bound=bound,
+                    best_final=best_final,
+                )
+            else:
+                survivors.append(i)
+        return survivors
+
+    def _prune(
+        self,
+        path: PathTrace,
+        status: PathStatus,
+        reason: str,
+        *,
+        bound: float | None = None,
+        best_final: float | None = None,
+    ) -> None:
+        path.status = status
+        path.reason = reason
+        emit(self.listeners, PathPruned(path.id, path.steps, reason, bound, best_final))
+
+
+def _with_copy_index(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Each index with how many times it appeared before (0 = the original row)."""
+    seen: dict[int, int] = defaultdict(int)
+    out = []
+    for i in indices:
+        out.append((seen[i], i))
+        seen[i] += 1
+    return out
+
+
+def _step_confidence(row: Row, path: PathTrace) -> float:
+    """Geometric-mean token probability of the step just decoded."""
+    logprob_sum, length = path._logprob_mark
+    tokens = len(row.token_ids) - length
+    path._logprob_mark = (row.logprob_sum, len(row.token_ids))
+    if tokens <= 0:
+        return 0.0
+    return math.exp((row.logprob_sum - logprob_sum) / tokens)
+
+
+def _finish_status(row: Row) -> PathStatus:
+    if row.status != "finished":
+        return "step_limit"
+    return "length" if row.finish_reason == "length" else "finished"
+
+
+def _last_user_index(messages: Sequence[Message]) -> int:
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+    if last_user is None:
+        raise ValueError("the chat has no user message to answer")
+    return last_user

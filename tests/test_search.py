@@ -1,0 +1,185 @@
+"""The TTS executor on the real S model: batching, beams, early stopping, variants, aggregation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from uniscale_integrations import Config, CostModel, Usage
+from uniscale_integrations.core.answers import extract_answer
+from uniscale_integrations.core.events import Event, PathPruned, StepScored
+from uniscale_integrations.core.verifiers import Verdicts
+from uniscale_integrations.models import ModelRegistry, load_model
+from uniscale_integrations.tts import STEP_BY_STEP, EarlyStopping, Executor, HFGenerator
+from uniscale_integrations.tts.decoding import DecodeSession
+
+QUESTION = [{"role": "user", "content": "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left?"}]
+
+
+class ScriptedVerifier:
+    """Scores partial solutions and finished ones by fixed rules (a collaborator under our control)."""
+
+    name = "scripted"
+
+    def __init__(self, partial: float | Callable[[str], float], final: Callable[[str], float] | float) -> None:
+        self.partial = partial
+        self.final = final
+        self.calls: list[tuple[int, bool]] = []
+
+    def score(self, question: str, solutions: Sequence[str], *, partial: bool = False) -> Verdicts:
+        self.calls.append((len(solutions), partial))
+        rule = self.partial if partial else self.final
+        scores = [rule(s) if callable(rule) else rule for s in solutions]
+        return Verdicts(scores=scores, eflops=0.0, usage=Usage())
+
+
+@pytest.fixture(scope="module")
+def generator() -> HFGenerator:
+    return HFGenerator(load_model(ModelRegistry.default()["S"]))
+
+
+def _executor(generator: HFGenerator, **kwargs: object) -> Executor:
+    options: dict[str, object] = {"max_new_tokens": 48, "instruction": STEP_BY_STEP}
+    options.update(kwargs)
+    return Executor({"S": lambda: generator}, CostModel(), **options)  # type: ignore[arg-type]
+
+
+def _recording() -> tuple[list[Event], Callable[[Event], None]]:
+    events: list[Event] = []
+    return events, events.append
+
+
+def test_cp4_decodes_four_candidates_in_one_batched_session(generator: HFGenerator) -> None:
+    execution = _executor(generator, early_stopping=EarlyStopping(enabled=False)).execute(
+        QUESTION, Config("S", cp=4), seed=1
+    )
+    assert len(execution.paths) == 4
+    assert all(p.finished for p in execution.paths)
+    assert len({p.text for p in execution.paths}) > 1  # sampled, not copies
+    # one batch: one forward pass per decoded position, not one per path and position
+    assert execution.usage.completion_tokens > 48
+    assert execution.usage.tokens_processed >= execution.usage.completion_tokens
+
+
+def test_bs2_keeps_at_most_two_beams_per_step(generator: HFGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept: list[int] = []
+    original = DecodeSession.select
+
+    def spy(self: DecodeSession, indices: Sequence[int]) -> None:
+        kept.append(len(indices))
+        original(self, indices)
+
+    monkeypatch.setattr(DecodeSession, "select", spy)
+    events, listener = _recording()
+    execution = _executor(generator, early_stopping=EarlyStopping(enabled=False, h_max=4)).execute(
+        QUESTION, Config("S", bs=2), seed=3, listeners=[listener]
+    )
+    # one tree, 2 beams x 2 children: never more than 4 rows alive, 2 survivors expanded
+    assert kept
+    assert all(n <= 4 and n % 2 == 0 for n in kept)
+    scored_per_step = Counter(e.step for e in events if isinstance(e, StepScored))
+    assert scored_per_step[1] == 4
+    assert all(n <= 4 for n in scored_per_step.values())
+    outranked = [p for p in execution.paths if p.status == "outranked"]
+    assert outranked, "beam search must drop the paths outside the top 2"
+    assert sum(p.finished for p in execution.paths) <= 2
+
+
+def test_early_stopping_prunes_exactly_when_the_bound_says(generator: HFGenerator) -> None:
+    verifier = ScriptedVerifier(partial=0.2, final=0.9)
+    stopping = EarlyStopping(h_max=4, v_sup=1.0)
+    events, listener = _recording()
+    execution = _executor(generator, verifier=verifier, early_stopping=stopping, max_new_tokens=64).execute(
+        QUESTION, Config("S", cp=6), seed=5, listeners=[listener]
+    )
+    pruned = [e for e in events if isinstance(e, PathPruned)]
+    finished_steps = sorted(p.steps for p in execution.paths if p.finished)
+    assert finished_steps, "some path must finish for the bound to bite"
+    for event in pruned:
+        path = execution.paths[event.path_id]
+        expected = stopping.bound(event.step, path.mean_score, 1.0)
+        assert event.bound == pytest.approx(expected)
+        assert event.best_final == pytest.approx(0.9)
+        assert expected < 0.9
+        assert path.status == "pruned"
+    # every path still running after the first finish was at a step where the bound fell below 0.9
+    first_finish = finished_steps[0]
+    for path in execution.paths:
+        if not path.finished and path.status == "pruned":
+            assert path.steps >= first_finish
+            assert stopping.bound(path.steps, path.mean_score, 1.0) < 0.9
+    # with a horizon so long that the bound never drops below 0.9, nothing is pruned
+    lenient = _executor(
+        generator, verifier=verifier, early_stopping=EarlyStopping(h_max=1000, v_sup=1.0), max_new_tokens=64
+    ).execute(QUESTION, Config("S", cp=6), seed=5)
+    assert not [p for p in lenient.paths if p.status == "pruned"]
+    if pruned:
+        assert execution.usage.tokens_processed < lenient.usage.tokens_processed
+        assert execution.eflops < lenient.eflops
+
+
+def test_early_stopping_saves_compute_that_shows_in_the_cost(generator: HFGenerator) -> None:
+    verifier = ScriptedVerifier(partial=0.1, final=0.95)
+    options = {"verifier": verifier, "max_new_tokens": 64}
+    on = _executor(generator, early_stopping=EarlyStopping(h_max=2, v_sup=1.0), **options).execute(
+        QUESTION, Config("S", cp=6), seed=7
+    )
+    off = _executor(generator, early_stopping=EarlyStopping(enabled=False, h_max=2), **options).execute(
+        QUESTION, Config("S", cp=6), seed=7
+    )
+    if not any(p.status == "pruned" for p in on.paths):
+        pytest.fail("the scripted scores must make the bound prune after the first finish")
+    assert on.usage.completion_tokens < off.usage.completion_tokens
+    assert on.eflops < off.eflops
+
+
+def test_qp2_solves_two_question_variants(generator: HFGenerator) -> None:
+    execution = _executor(generator, max_new_tokens=24, early_stopping=EarlyStopping(enabled=False)).execute(
+        QUESTION, Config("S", qp=2), seed=0
+    )
+    assert sorted(p.variant for p in execution.paths) == [0, 1]
+    assert execution.paths[0].text != execution.paths[1].text
+
+
+def test_aggregation_returns_the_verifiers_favourite(generator: HFGenerator) -> None:
+    probe = _executor(generator, early_stopping=EarlyStopping(enabled=False), max_new_tokens=32).execute(
+        QUESTION, Config("S", cp=6), seed=11
+    )
+    answers = Counter(p.answer for p in probe.paths if p.answer is not None)
+    assert len(answers) >= 2, "need disagreeing candidates to test the vote"
+    favourite = answers.most_common()[-1][0]  # the least common answer
+
+    def final(text: str) -> float:
+        return 1.0 if extract_answer(text.strip()) == favourite else 0.05
+
+    for method in ("weighted_vote", "best_score"):
+        execution = _executor(
+            generator,
+            verifier=ScriptedVerifier(partial=0.5, final=final),
+            early_stopping=EarlyStopping(enabled=False),
+            max_new_tokens=32,
+            aggregation=method,
+        ).execute(QUESTION, Config("S", cp=6), seed=11)
+        assert execution.answer == favourite, method
+        assert execution.score == pytest.approx(1.0)
+    majority = _executor(
+        generator,
+        verifier=ScriptedVerifier(partial=0.5, final=final),
+        early_stopping=EarlyStopping(enabled=False),
+        max_new_tokens=32,
+        aggregation="majority",
+    ).execute(QUESTION, Config("S", cp=6), seed=11)
+    top_count = answers.most_common(1)[0][1]
+    if top_count > answers[favourite]:
+        assert majority.answer in {a for a, n in answers.items() if n == top_count}
+
+
+def test_invalid_options_are_refused(generator: HFGenerator) -> None:
+    with pytest.raises(ValueError, match="aggregation"):
+        _executor(generator, aggregation="mean")
+    with pytest.raises(ValueError, match="h_max"):
+        EarlyStopping(h_max=0)
+    with pytest.raises(ValueError, match="v_sup"):
+        EarlyStopping(v_sup=1.5)
