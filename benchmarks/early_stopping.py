@@ -29,11 +29,14 @@ logger = logging.getLogger("benchmarks.early_stopping")
 HERE = Path(__file__).resolve().parent
 
 
-def _engines(models: Sequence[str], args: argparse.Namespace) -> dict[bool, UniScale]:
+def _engines(configs: Sequence[Config], args: argparse.Namespace) -> dict[bool, UniScale]:
     stopping = EarlyStopping(h_max=args.h_max, v_sup=args.v_sup)
     return {
         enabled: UniScale.from_defaults(
-            models=models,
+            models=sorted({c.model for c in configs}),
+            qp=sorted({c.qp for c in configs}),
+            cp=sorted({c.cp for c in configs}),
+            bs=sorted({c.bs for c in configs}),
             instruction=STEP_BY_STEP,
             max_new_tokens=args.max_new_tokens,
             early_stopping=stopping if enabled else EarlyStopping(enabled=False, h_max=args.h_max),
@@ -52,7 +55,7 @@ def _load(path: Path) -> dict[tuple[str, str, bool], dict[str, object]]:
 
 def collect(questions: Sequence[Question], configs: Sequence[Config], args: argparse.Namespace) -> None:
     done = _load(args.out)
-    engines = _engines(sorted({c.model for c in configs}), args)
+    engines = _engines(configs, args)
     todo = [(q, c, es) for c in configs for q in questions for es in (True, False) if (q.id, str(c), es) not in done]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as log:
@@ -111,10 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--configs", default="S/qp1/cp4/bs2,M/qp1/cp4/bs2")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--h-max", type=int, default=8)
-    parser.add_argument("--v-sup", type=float, default=1.0)
+    parser.add_argument(
+        "--v-sup",
+        type=lambda v: None if v == "observed" else float(v),
+        default=1.0,
+        help="largest score a step can get, or 'observed' (the largest seen so far in the search)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "early_stopping.jsonl")
     parser.add_argument("--report-only", action="store_true", help="summarise what the log holds")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="markdown file to update")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     configs = [Config.parse(c) for c in args.configs.split(",")]
@@ -122,11 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         collect(mixed_stream(args.questions, seed=args.seed), configs, args)
     table = summarise(args.out, configs)
     print(table)
+    v_sup = "observed" if args.v_sup is None else args.v_sup
     command = (
         f"python benchmarks/early_stopping.py --questions {args.questions} --configs {args.configs} "
-        f"--max-new-tokens {args.max_new_tokens} --h-max {args.h_max} --v-sup {args.v_sup}"
+        f"--max-new-tokens {args.max_new_tokens} --h-max {args.h_max} --v-sup {v_sup}"
     )
-    write_section(HERE / "RESULTS.md", "Early stopping", f"Command: `{command}`\n\n{table}\n")
+    write_section(args.results, "Early stopping", f"Command: `{command}`\n\n{table}\n")
     return 0
 
 

@@ -69,7 +69,7 @@ FINDINGS = """Where the time went (torch.profiler on the decode loop, 2-core AMD
 
 - **GEMMs through MKL on an AMD CPU.** 90% of a transformers decode step is `aten::mm`, and MKL takes a
   slow generic path on this CPU: at batch 8 an M-sized linear layer ran at 15-40 GFLOP/s, 2-4x slower than
-  at batch 1, so batching barely paid (`generate(num_return_sequences=8)` ~3.5x sequential). The fast
+  at batch 1, so batching paid little (see the `generate(num_return_sequences=8)` rows). The fast
   runner packs each linear weight once for oneDNN (`torch.ops.mkldnn._reorder_linear_weight` +
   `_linear_pointwise`, same fp32 arithmetic) and fuses Q/K/V and gate/up into one GEMM each: 2-3x faster
   per layer at batch 8 (~100 GFLOP/s per core); the whole step is then bound by streaming the weights
@@ -83,12 +83,15 @@ FINDINGS = """Where the time went (torch.profiler on the decode loop, 2-core AMD
   when a row changes state, not per step), so they are not computed; the KV cache is preallocated (no
   per-step `torch.cat`) and gaps left by waiting rows are squeezed out before the next step.
 - **Threads on a shared box.** With another process busy on the 2 cores, libgomp's spinning threads
-  made a 2-thread decode step 2-4x slower than 1 thread; `OMP_WAIT_POLICY=PASSIVE` (set before starting
-  Python) or `torch.set_num_threads(1)` recovers it. The table above ran with the load average shown.
-- **Left on the table.** S is bound by per-op overhead (~900 small ops per step over 30 layers) more than by
-  bytes; fusing them (e.g. `torch.compile`) is the next step. Beyond fp32, int8 dynamic quantisation of
-  the linear layers (the `weights="int8"` option) is 2-3x faster again, but it is a different model:
-  greedy outputs diverge from fp32 within a few tokens on M, so it is not the default."""
+  made a 2-thread decode step 2-4x slower than 1 thread, and with two torch processes running at once
+  every small op can wait a scheduler slice at an OpenMP barrier (one test of tests/test_decoding.py took
+  497 s instead of ~3 s during a parallel full test run); `OMP_WAIT_POLICY=PASSIVE` (set before starting
+  Python) or `torch.set_num_threads(1)` recovers most of it. The table above ran with the load average shown.
+- **Left on the table.** S's layers are narrow (576 wide): ~120 small GEMM calls and ~900 other small
+  ops per step, each paying a thread fork/join, keep it far from its roofline; fusing them (e.g.
+  `torch.compile`) is the next step. Beyond fp32, int8 dynamic quantisation of the linear layers (the
+  `weights="int8"` option) is 1.8-2.4x faster again, but it is a different model: greedy outputs diverge
+  from fp32 within a few tokens, so it is not the default."""
 
 
 @dataclass
@@ -323,6 +326,7 @@ def render(results: list[dict[str, object]], hw: Hardware, args: argparse.Namesp
         "|---|---|---|---|---|---|---|",
     ]
     notes = []
+    goals = []
     for result in results:
         name = str(result["name"])
         methods: dict[str, Method] = result["methods"]  # type: ignore[assignment]
@@ -343,11 +347,16 @@ def render(results: list[dict[str, object]], hw: Hardware, args: argparse.Namesp
         )
         comp: dict[str, float] = result["components"]  # type: ignore[assignment]
         p_lin = linear_params(loaded)
-        step_roof = max(2 * p_lin * WIDTH / (hw.peak_gflops * 1e9), 4 * p_lin / (hw.bandwidth_gbs * 1e9))
+        compute_ms = 2 * p_lin * WIDTH / (hw.peak_gflops * 1e9) * 1e3
+        traffic_ms = 4 * p_lin / (hw.bandwidth_gbs * 1e9) * 1e3
+        step_roof = max(compute_ms, traffic_ms) / 1e3
+        forward_s = comp["forward"] / 1e3
         notes.append(
             f"- {name}: {p_lin / 1e6:.0f}M weights in linear layers; roofline decode step at batch 8 "
-            f"{step_roof * 1e3:.0f} ms ({WIDTH / step_roof:.0f} tok/s without prefill or attention); measured fast "
-            f"forward at batch 8 {comp['forward']:.0f} ms/step; sampling 8 rows with partial top-p "
+            f"{step_roof * 1e3:.0f} ms (compute {compute_ms:.0f} ms, weight traffic {traffic_ms:.0f} ms; "
+            f"{WIDTH / step_roof:.0f} tok/s without prefill or attention); measured fast forward at batch 8 "
+            f"{comp['forward']:.0f} ms/step (weights streamed at {4 * p_lin / forward_s / 1e9:.0f} GB/s, "
+            f"{2 * p_lin * WIDTH / forward_s / 1e9:.0f} GFLOP/s); sampling 8 rows with partial top-p "
             f"{comp['sample_topk']:.2f} ms vs full-sort top-p {comp['sample_full_sort']:.2f} ms; one-time weight "
             f"packing {float(result['pack_seconds']):.1f} s (prompts of {min(lens)}-{max(lens)} tokens)."
         )
@@ -357,7 +366,29 @@ def render(results: list[dict[str, object]], hw: Hardware, args: argparse.Namesp
             f"to fp32 for {identical} of {len(lens)} prompts, first differing token at position {first:.1f} on "
             "average: faster, but not the same model."
         )
-    lines += ["", "Per rung, measured in the same run:", "", *notes, "", FINDINGS]
+        speedup = methods["batched"].rate / base
+        goals.append(
+            f"- {name}: batched session {speedup:.1f}x the sequential generate calls: "
+            f"{'met' if speedup >= 4 else 'NOT met'} (goal >= 4x)."
+        )
+        if name == "M":
+            share = methods["batched"].rate / roof_rate
+            goals.append(
+                f"- M: batched session at {methods['batched'].rate:.0f} tok/s = {share:.0%} of this run's roofline "
+                f"({roof_rate:.0f} tok/s): {'met' if share >= 0.5 else 'NOT met'} (goal >= 50%); against the "
+                f"~45 tok/s batch-8 roofline estimated in docs/offline-stack.md it is "
+                f"{methods['batched'].rate / 45:.1f}x."
+            )
+            if share < 0.5:
+                goals.append(
+                    f"  Why: at batch 8 the compute and traffic bounds nearly coincide ({compute_ms:.0f} vs "
+                    f"{traffic_ms:.0f} ms per step), and the max() roofline assumes both run at peak at once. "
+                    "oneDNN's fp32 kernels for 8-row GEMMs reach about half the peak FLOP rate (each weight is "
+                    "used for only 8 FMAs), so weights stream well below the measured bandwidth (figures above). "
+                    "Closing that gap needs fewer bytes or FLOPs per token (int8/bf16 weights: not the same model) "
+                    "or wider batches."
+                )
+    lines += ["", "Per rung, measured in the same run:", "", *notes, "", "Goals:", "", *goals, "", FINDINGS]
     return "\n".join(lines)
 
 

@@ -34,9 +34,9 @@ Two runners execute the model:
 
 Opt-in, not the default: ``weights="int8"`` runs the fast runner's linear layers with
 per-channel int8 weights and dynamically quantised activations (``torch.ao`` dynamic
-quantisation). On the 2-core development CPU it decodes about 2-3x faster than fp32
-(see ``benchmarks/RESULTS.md``) but changes the model's numerics (log-probs move by
-~1e-2), so costs and scores are no longer those of the fp32 model.
+quantisation). On the 2-core development CPU it decodes about 2x faster than fp32 (see
+``benchmarks/RESULTS.md``) but it is not the same model: greedy outputs diverge from fp32
+within a few tokens, and costs and scores are no longer those of the fp32 model.
 """
 
 from __future__ import annotations
