@@ -27,6 +27,12 @@ from uniscale_integrations.tts import STEP_BY_STEP, EarlyStopping
 
 logger = logging.getLogger("benchmarks.early_stopping")
 HERE = Path(__file__).resolve().parent
+CAVEAT = (
+    "Each question runs twice with the same seed, early stopping on and off; steps end at blank lines and "
+    "the verifier is each path's own step confidence. Caveat: the session samples every row from one "
+    "random stream, so pruning a row changes the draws of the rows that remain; 'answer unchanged' "
+    "therefore mixes the effect of pruning with sampling noise (a per-row stream would separate them)."
+)
 
 
 def _engines(configs: Sequence[Config], args: argparse.Namespace) -> dict[bool, UniScale]:
@@ -136,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"python benchmarks/early_stopping.py --questions {args.questions} --configs {args.configs} "
         f"--max-new-tokens {args.max_new_tokens} --h-max {args.h_max} --v-sup {v_sup}"
     )
-    write_section(args.results, "Early stopping", f"Command: `{command}`\n\n{table}\n")
+    write_section(args.results, "Early stopping", f"Command: `{command}`\n\n{table}\n\n{CAVEAT}\n")
     return 0
 
 
