@@ -29,9 +29,8 @@ logger = logging.getLogger("benchmarks.early_stopping")
 HERE = Path(__file__).resolve().parent
 CAVEAT = (
     "Each question runs twice with the same seed, early stopping on and off; steps end at blank lines and "
-    "the verifier is each path's own step confidence. Caveat: the session samples every row from one "
-    "random stream, so pruning a row changes the draws of the rows that remain; 'answer unchanged' "
-    "therefore mixes the effect of pruning with sampling noise (a per-row stream would separate them)."
+    "the verifier is each path's own step confidence. Every row samples from its own random stream, so "
+    "pruning a row does not change what the others sample; an answer changes only through pruning."
 )
 
 

@@ -198,6 +198,25 @@ def test_seeded_sampling_is_reproducible(small: LoadedModel) -> None:
     assert len({tuple(t) for t in first}) > 1  # rows sample independently
 
 
+def test_a_rows_samples_do_not_depend_on_the_rows_beside_it(small: LoadedModel) -> None:
+    """Pruning other rows must not change what a surviving row samples (its own random stream)."""
+    prompt = chat(small, COLOURS_Q)
+    params = SamplingParams(max_new_tokens=16, temperature=1.0, seed=3)
+    full = DecodeSession(small, [prompt], 4, params)
+    full.advance()
+    pruned = DecodeSession(small, [prompt], 4, params)
+    pruned.advance(max_tokens=4)
+    pruned.select([2])
+    pruned.advance()
+    assert pruned.rows[0].token_ids == full.rows[2].token_ids
+    # a duplicated row gets a stream of its own: the copies diverge
+    twins = DecodeSession(small, [prompt], 1, params)
+    twins.advance(max_tokens=2)
+    twins.select([0, 0])
+    twins.advance()
+    assert twins.rows[0].token_ids != twins.rows[1].token_ids
+
+
 def test_stop_strings_end_rows_and_cut_the_text(small: LoadedModel) -> None:
     prompt = chat(small, COLOURS_Q)
     plain = DecodeSession(small, [prompt], 1, greedy(30))

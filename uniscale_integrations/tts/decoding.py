@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import os
+import random
 import threading
 import weakref
 from collections.abc import Sequence
@@ -85,6 +86,8 @@ class Row:
     """``"eos"``, ``"stop"`` or ``"length"`` when finished (or a caller's reason, see ``finish``)."""
     stop: tuple[str, ...] = field(default=(), repr=False)
     """Stop strings: :meth:`text` is cut at the first one when the row stopped on it."""
+    stream: int = field(default=0, repr=False)
+    """This row's own random stream: its draws do not depend on which other rows share the batch."""
     _content: bool = field(default=False, repr=False)
     _pending: bool = field(default=False, repr=False)
     _decoded: tuple[int, str] | None = field(default=None, repr=False, compare=False)
@@ -152,11 +155,7 @@ class DecodeSession:
         """Benchmarks only: never stop on end-of-sequence tokens (fixed-length decoding)."""
         self.usage = Usage()
         self._eos = set() if ignore_eos else _eos_ids(loaded.model, self.tokenizer)
-        self._generator = torch.Generator(device=loaded.device)
-        if params.seed is not None:
-            self._generator.manual_seed(params.seed)
-        else:
-            self._generator.seed()
+        base = params.seed if params.seed is not None else random.SystemRandom().getrandbits(63)
         needles = [s for s in params.stop if s] + ([step_delimiter] if step_delimiter else [])
         self._window = max((len(s) for s in needles), default=0) + 4
 
@@ -165,6 +164,8 @@ class DecodeSession:
             distinct.setdefault(prompt, len(distinct))
         source = [distinct[prompts[i]] for i, c in enumerate(counts) for _ in range(c)]
         self.rows: list[Row] = [Row(prompt_index=i, stop=params.stop) for i, c in enumerate(counts) for _ in range(c)]
+        for index, row in enumerate(self.rows):
+            row.stream = _mix(base, index)
 
         encoded = self.tokenizer(list(distinct), return_tensors="pt", padding=True, add_special_tokens=False)
         input_ids = encoded["input_ids"].to(loaded.device)
@@ -222,13 +223,14 @@ class DecodeSession:
             if not 0 <= i < count:
                 raise IndexError(f"row index {i} out of range for {count} rows")
         new_rows: list[Row] = []
-        seen: set[int] = set()
+        copies: dict[int, int] = {}
         for i in indices:
             row = self.rows[i]
-            if i in seen:
+            if i in copies:
                 row = copy.copy(row)
                 row.token_ids = list(row.token_ids)
-            seen.add(i)
+                row.stream = _mix(row.stream, copies[i], len(row.token_ids))
+            copies[i] = copies.get(i, 0) + 1
             new_rows.append(row)
         slot_of = {r: s for s, r in enumerate(self._slot_rows)}
         live = [(j, slot_of[i]) for j, i in enumerate(indices) if new_rows[j].status != "finished" and i in slot_of]
@@ -283,7 +285,11 @@ class DecodeSession:
 
     def _sample(self, count: int) -> None:
         """Sample the next token of the ``count`` running rows (slots ``0 .. count - 1``)."""
-        tokens, logprobs = sample_tokens(self._logits[:count], self.params, self._generator)
+        uniforms = None
+        if self.params.temperature != 0:
+            draws = [_uniform(self.rows[self._slot_rows[slot]]) for slot in range(count)]
+            uniforms = torch.tensor(draws, dtype=torch.float64, device=self._logits.device)
+        tokens, logprobs = sample_tokens(self._logits[:count], self.params, uniforms=uniforms)
         for slot, (token, logprob) in enumerate(zip(tokens.tolist(), logprobs.tolist(), strict=True)):
             row = self.rows[self._slot_rows[slot]]
             row.token_ids.append(token)
@@ -330,11 +336,18 @@ class DecodeSession:
 
 
 def sample_tokens(
-    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    params: SamplingParams,
+    generator: torch.Generator | None = None,
+    *,
+    uniforms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Next token per row (greedy at temperature 0, else temperature + top-p) and its log-prob.
 
     The log-prob is under the untempered model (``log_softmax`` of the raw logits).
+    ``uniforms`` (one draw in [0, 1) per row) picks each row's token by inverting its own
+    distribution, so a row's sample depends on nothing but its logits and its draw;
+    without them, ``generator`` drives ``torch.multinomial``.
     """
     logits = logits.float()
     if params.temperature == 0:
@@ -342,15 +355,17 @@ def sample_tokens(
     else:
         scaled = logits / params.temperature if params.temperature != 1 else logits
         if params.top_p < 1:
-            tokens = _top_p_sample(scaled, params.top_p, generator)
+            tokens = _top_p_sample(scaled, params.top_p, generator, uniforms)
         else:
             probs = torch.softmax(scaled, dim=-1)
-            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            tokens = _draw(probs, generator, uniforms).squeeze(1)
     chosen = logits.gather(1, tokens.unsqueeze(1)).squeeze(1)
     return tokens, chosen - torch.logsumexp(logits, dim=-1)
 
 
-def _top_p_sample(scaled: torch.Tensor, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+def _top_p_sample(
+    scaled: torch.Tensor, top_p: float, generator: torch.Generator | None, uniforms: torch.Tensor | None = None
+) -> torch.Tensor:
     """Nucleus sampling without sorting the whole vocabulary when the nucleus is small.
 
     Keeps the most likely tokens whose preceding cumulative probability is below
@@ -370,8 +385,36 @@ def _top_p_sample(scaled: torch.Tensor, top_p: float, generator: torch.Generator
     keep = (cumulative - probs) < top_p
     keep[:, 0] = True
     probs = probs.masked_fill(~keep, 0.0)
-    choice = torch.multinomial(probs, 1, generator=generator)
-    return ids.gather(1, choice).squeeze(1)
+    return ids.gather(1, _draw(probs, generator, uniforms)).squeeze(1)
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator | None, uniforms: torch.Tensor | None) -> torch.Tensor:
+    """One index per row of unnormalised ``probs``: inverse CDF at ``uniforms``, else multinomial."""
+    if uniforms is None:
+        return torch.multinomial(probs, 1, generator=generator)
+    cumulative = probs.double().cumsum(dim=-1)
+    target = uniforms.to(cumulative.device).unsqueeze(1) * cumulative[:, -1:]
+    choice = (cumulative <= target).sum(dim=-1, keepdim=True)
+    return choice.clamp(max=probs.shape[-1] - 1)
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix(*values: int) -> int:
+    """A 64-bit hash of integers (splitmix64 finaliser), for deriving independent streams."""
+    h = 0x9E3779B97F4A7C15
+    for value in values:
+        h = ((h ^ (value & _MASK64)) * 0xBF58476D1CE4E5B9) & _MASK64
+        h ^= h >> 31
+        h = (h * 0x94D049BB133111EB) & _MASK64
+        h ^= h >> 29
+    return h
+
+
+def _uniform(row: Row) -> float:
+    """The row's draw for its next token: a function of its stream and position only."""
+    return (_mix(row.stream, len(row.token_ids)) >> 11) / float(1 << 53)
 
 
 def _decode(tokenizer: Any, ids: Sequence[int]) -> str:
