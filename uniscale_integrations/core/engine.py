@@ -28,7 +28,7 @@ from uniscale_integrations.errors import (
 
 if TYPE_CHECKING:
     from uniscale_integrations.core.verifiers import Verifier
-    from uniscale_integrations.models import ModelRegistry
+    from uniscale_integrations.models import ModelRegistry, ModelSpec
     from uniscale_integrations.tts.search import Aggregation, EarlyStopping, Execution, PathTrace
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ class ConfigExecutor(Protocol):
         seed: int | None = None,
         stop: Sequence[str] = (),
         listeners: Iterable[Listener] = (),
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> Execution: ...
 
 
@@ -125,6 +127,7 @@ class UniScale:
         seed: int = 0,
         max_pending: int = 100_000,
         listeners: Sequence[Listener] = (),
+        specs: Mapping[str, ModelSpec] | None = None,
     ):
         self.cost_model = cost_model if cost_model is not None else CostModel()
         self.pricing = SpacePricing.of(space, shapes, self.cost_model)
@@ -142,6 +145,8 @@ class UniScale:
         self._resolved: OrderedDict[str, None] = OrderedDict()
         self._max_pending = max_pending
         self.listeners: list[Listener] = list(listeners)
+        self.specs: dict[str, ModelSpec] = dict(specs) if specs is not None else {}
+        """What is known of each model of the space (name, context length), for the adapters."""
 
     @classmethod
     def from_defaults(
@@ -198,12 +203,24 @@ class UniScale:
             shapes,
             weights=RewardWeights.preset(mode),
             cost_model=cost_model,
+            specs=specs,
             **kwargs,  # type: ignore[arg-type]
         )
 
     @property
     def space(self) -> ConfigSpace:
         return self._space
+
+    def model_name(self, model: str) -> str:
+        """The full name of a model of the space (its short name when no spec is known)."""
+        spec = self.specs.get(model)
+        return spec.hf_name if spec is not None else model
+
+    @property
+    def context_window(self) -> int | None:
+        """The smallest context length among the space's models, when every one is known."""
+        lengths = [self.specs[m].context_length for m in self._space.models if m in self.specs]
+        return min(lengths) if lengths and len(lengths) == len(self._space.models) else None
 
     def features(self, query: str | Sequence[Message]) -> ProductFeatures:
         """The joint features of every configuration for ``query``.
@@ -234,12 +251,15 @@ class UniScale:
         stop: Sequence[str] = (),
         listeners: Sequence[Listener] = (),
         seed: int | None = None,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> Result:
         """Answer ``query`` (a string or a chat), choosing the configuration unless one is given.
 
         ``listeners`` receive this call's events (config selected, steps scored, paths pruned)
         besides the engine's own listeners. ``seed`` fixes this call's sampling (default: drawn
-        from the engine's seeded generator).
+        from the engine's seeded generator). ``max_new_tokens`` and ``temperature`` override
+        the executor's for this call (``temperature`` applies to sampled paths).
         """
         messages = _as_messages(query)
         features = self.features(messages)
@@ -269,7 +289,15 @@ class UniScale:
         if seed is None:
             with self._lock:
                 seed = int(self._rng.integers(2**31))
-        execution = self.executor.execute(messages, config, seed=seed, stop=stop, listeners=observers)
+        execution = self.executor.execute(
+            messages,
+            config,
+            seed=seed,
+            stop=stop,
+            listeners=observers,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+        )
         cost = self.pricing.normalise(execution.eflops)
         self._remember(decision_id, _Pending(features, arm, execution.score, cost))
         logger.info("decision %s: %s, %.3g eFLOPs, score %.2f", decision_id, config, execution.eflops, execution.score)

@@ -232,17 +232,24 @@ class Executor:
         seed: int | None = None,
         stop: Sequence[str] = (),
         listeners: Iterable[Listener] = (),
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> Execution:
-        """Search ``config`` on the chat and return the pooled answer with its trace and cost."""
+        """Search ``config`` on the chat and return the pooled answer with its trace and cost.
+
+        ``max_new_tokens`` and ``temperature`` override the executor's own for this call;
+        ``temperature`` applies to sampled paths (CP > 1 or BS > 1), and 0 makes every path greedy.
+        """
         started = time.perf_counter()
         generator = self.generator(config.model)
         if self.system_prompt is not None:
             messages = with_system_prompt(messages, self.system_prompt)
         chats = question_variants(messages, config.qp, self.instruction)
         search = _Search(self, generator, config, messages[_last_user_index(messages)]["content"], list(listeners))
+        sampled = config.cp > 1 or config.bs > 1
         params = SamplingParams(
-            max_new_tokens=self.max_new_tokens,
-            temperature=0.0 if config.cp == 1 and config.bs == 1 else self.temperature,
+            max_new_tokens=max_new_tokens if max_new_tokens is not None else self.max_new_tokens,
+            temperature=(temperature if temperature is not None else self.temperature) if sampled else 0.0,
             stop=tuple(stop),
             seed=seed,
         )
