@@ -1,0 +1,225 @@
+"""``ChatUniScale``: a LangChain chat model that routes and scales each call with UniScale."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from langchain_core.callbacks import CallbackManager, CallbackManagerForLLMRun, dispatch_custom_event
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from uniscale_integrations.core.engine import Result, UniScale
+from uniscale_integrations.core.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
+from uniscale_integrations.core.reward import Mode
+from uniscale_integrations.core.space import Config
+from uniscale_integrations.langchain.messages import response_metadata, to_chat, usage_metadata
+
+CUSTOM_EVENTS: dict[type, str] = {
+    ConfigSelected: "uniscale_config_selected",
+    StepScored: "uniscale_step_scored",
+    PathPruned: "uniscale_path_pruned",
+    FeedbackApplied: "uniscale_feedback_applied",
+}
+"""Names of the custom events (``on_custom_event`` / ``astream_events``) each engine event becomes."""
+
+logger = logging.getLogger(__name__)
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
+
+
+class ChatUniScale(BaseChatModel):
+    """Per call, UniScale picks a model and a test-time-scaling budget, runs it, and answers.
+
+    ``ChatUniScale()`` builds ``UniScale.from_defaults()`` on first use (the offline S/M
+    ladder); pass ``engine=`` to share one engine (and its learning) between chat models,
+    handlers and code. Every response carries ``usage_metadata`` (tokens of every path
+    and verifier call) and ``response_metadata["uniscale"]`` (config, eFLOPs, verifier
+    score, decision id and the choice's mean, width and UCB); feed correctness back with
+    :class:`~uniscale_integrations.langchain.UniScaleFeedbackHandler`.
+
+    Per call, ``force_config="M/qp1/cp4/bs1"`` forces a configuration and ``seed=`` fixes the
+    sampling. ``temperature`` applies to sampled paths (CP > 1 or BS > 1); 0 makes every
+    path greedy. There is no tool calling: the S model's chat template has none.
+
+    Example:
+        .. code-block:: python
+
+            from uniscale_integrations.langchain import ChatUniScale
+
+            llm = ChatUniScale(mode="quality-first", max_tokens=160)
+            message = llm.invoke("What is 17 + 25?")
+            message.response_metadata["uniscale"]["config"]  # e.g. 'M/qp1/cp4/bs1'
+    """
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    engine: UniScale | None = Field(default=None, exclude=True)
+    """The engine to use; default: ``UniScale.from_defaults`` with the fields below, built on first use."""
+    model_name: str = Field(default="uniscale", alias="model")
+    """The router's name (each response's ``model_name`` names the model that answered)."""
+    mode: Mode = "cost-sensitive"
+    """Reward preset of a default engine: ``cost-sensitive`` or ``quality-first``."""
+    models: list[str] | None = None
+    """Model ladder of a default engine (default: S and M)."""
+    qp: list[int] = Field(default_factory=lambda: [1, 2])
+    cp: list[int] = Field(default_factory=lambda: [1, 4])
+    bs: list[int] = Field(default_factory=lambda: [1])
+    max_tokens: int | None = Field(default=None, ge=1)
+    """New tokens per path (default: the engine's)."""
+    temperature: float | None = Field(default=None, ge=0.0)
+    """Sampling temperature of sampled paths (default: the engine's, 0.7)."""
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    system_prompt: str | None = None
+    """System message put first in chats that bring none (default engine only)."""
+    instruction: str | None = None
+    """Appended to the question by a default engine (e.g. ``tts.STEP_BY_STEP`` for math)."""
+    seed: int = 0
+    """Seed of a default engine's policy and sampling."""
+    streaming: bool = False
+    """Whether ``invoke`` goes through ``stream`` (callbacks then see each piece)."""
+
+    _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "uniscale"
+
+    @property
+    def uniscale(self) -> UniScale:
+        """The engine, built on first use when none was given."""
+        with self._engine_lock:
+            if self.engine is None:
+                self.engine = UniScale.from_defaults(
+                    self.mode,
+                    models=self.models,
+                    qp=self.qp,
+                    cp=self.cp,
+                    bs=self.bs,
+                    system_prompt=self.system_prompt,
+                    instruction=self.instruction,
+                    seed=self.seed,
+                )
+            return self.engine
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "mode": self.mode,
+            "models": self.models,
+            "qp": self.qp,
+            "cp": self.cp,
+            "bs": self.bs,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="uniscale",
+            ls_model_name=kwargs.get("model", self.model_name),
+            ls_model_type="chat",
+        )
+        if self.temperature is not None:
+            params["ls_temperature"] = kwargs.get("temperature", self.temperature)
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+        result = self._run(messages, stop, run_manager, kwargs)
+        message = AIMessage(
+            content=result.text,
+            usage_metadata=usage_metadata(result),
+            response_metadata=response_metadata(self.uniscale, result),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """The winning answer, streamed once the search has chosen it; usage and metadata come last."""
+        result = self._run(messages, stop, run_manager, kwargs)
+        for piece in _PIECES.findall(result.text):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=usage_metadata(result),
+                response_metadata=response_metadata(self.uniscale, result),
+                chunk_position="last",
+            )
+        )
+
+    def _run(
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: dict[str, Any],
+    ) -> Result:
+        config = kwargs.pop("force_config", None)
+        seed = kwargs.pop("seed", None)
+        if kwargs:
+            raise TypeError(f"ChatUniScale got unexpected call options {sorted(kwargs)}")
+        engine = self.uniscale
+        return engine.run(
+            to_chat(messages),
+            config=Config.parse(config) if isinstance(config, str) else config,
+            stop=stop if stop is not None else (self.stop or ()),
+            listeners=[_EventForwarder(run_manager) if run_manager is not None else _dispatch_to_enclosing_run],
+            seed=seed,
+            max_new_tokens=self.max_tokens,
+            temperature=self.temperature,
+        )
+
+
+def _dispatch_to_enclosing_run(event: Event) -> None:
+    """On ``stream``/``astream`` LangChain gives ``_stream`` no run manager: events go to the enclosing run."""
+    try:
+        dispatch_custom_event(CUSTOM_EVENTS[type(event)], asdict(event))
+    except RuntimeError:  # called outside any run: nobody to tell
+        logger.debug("no enclosing LangChain run for %s", type(event).__name__)
+
+
+class _EventForwarder:
+    """Sends the engine's events of one call to LangChain as custom events of that call's run."""
+
+    def __init__(self, run_manager: CallbackManagerForLLMRun):
+        self._run_id = run_manager.run_id
+        self._manager = CallbackManager(
+            handlers=run_manager.handlers,
+            inheritable_handlers=run_manager.inheritable_handlers,
+            parent_run_id=run_manager.parent_run_id,
+            tags=run_manager.tags,
+            inheritable_tags=run_manager.inheritable_tags,
+            metadata=run_manager.metadata,
+            inheritable_metadata=run_manager.inheritable_metadata,
+        )
+
+    def __call__(self, event: Event) -> None:
+        self._manager.on_custom_event(CUSTOM_EVENTS[type(event)], asdict(event), run_id=self._run_id)
