@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/uniscale learn
 
 test: $(STAMP)
-	$(PY) -m pytest tests uniscale_integrations; rc=$$?; \
+	$(PY) -m pytest --nbmake tests uniscale_integrations cookbook; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 lint: $(STAMP)

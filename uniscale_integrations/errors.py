@@ -35,3 +35,27 @@ class InvalidQueryError(UniScaleError, ValueError):
 
 class ConfigSpaceError(UniScaleError, ValueError):
     """An invalid configuration or configuration space."""
+
+
+class StoreError(UniScaleError):
+    """The policy store cannot be used as asked (busy, mismatched, or an invalid import)."""
+
+
+class StoreCorruptError(StoreError):
+    """The store file is damaged or is not a store; the message names the file and the way back."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer version of this package."""
+
+
+class BudgetError(UniScaleError, ValueError):
+    """No configuration of the space fits the query's budget."""
+
+
+class ModelUnavailableError(UniScaleError):
+    """A model could not be loaded (files missing, too little memory, ...); the message says why."""
+
+    def __init__(self, model: str, message: str):
+        super().__init__(message)
+        self.model = model

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import reprlib
 import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.cost import CostModel, ModelShape, SpacePricing, Usage
+from uniscale_integrations.core.budget import Budget, Cap
+from uniscale_integrations.core.cost import CostModel, ModelShape, NominalBudget, SpacePricing, Usage, nominal_usage
 from uniscale_integrations.core.encoder import QueryEncoder
 from uniscale_integrations.core.events import ConfigSelected, FeedbackApplied, Listener, emit
 from uniscale_integrations.core.features import ProductFeatures
+from uniscale_integrations.core.records import Decision, Outcome, checked_decision_id, new_decision_id, query_hash
+from uniscale_integrations.core.replica import Replica
 from uniscale_integrations.core.reward import Mode, RewardWeights
 from uniscale_integrations.core.space import Config, ConfigSpace
+from uniscale_integrations.core.store import MEMORY, SQLiteStore
 from uniscale_integrations.errors import (
-    DuplicateFeedbackError,
+    BudgetError,
     InvalidQueryError,
-    UnknownDecisionError,
+    ModelUnavailableError,
+    StoreError,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +58,7 @@ class ConfigExecutor(Protocol):
         listeners: Iterable[Listener] = (),
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        budget: Budget | None = None,
     ) -> Execution: ...
 
 
@@ -86,14 +95,8 @@ class Result:
     """The search's trace: every path, its step scores, and where and why it stopped."""
     verifier_eflops: float = 0.0
     """The part of ``eflops`` spent by the verifier."""
-
-
-@dataclass(frozen=True)
-class _Pending:
-    features: ProductFeatures
-    arm: int
-    score: float
-    cost: float
+    budget_exhausted: Cap | None = None
+    """The budget cap that stopped the search early; the answer is then the best found so far."""
 
 
 class Explanation(list[Estimate]):
@@ -110,6 +113,13 @@ class UniScale:
 
     Feedback may arrive late, through :meth:`feedback` keyed by the result's
     ``decision_id``; each decision takes exactly one feedback.
+
+    ``store`` keeps decisions, the feedback log and the policy: a path to an SQLite file
+    (or an :class:`~uniscale_integrations.core.store.SQLiteStore`) makes them durable and
+    shareable between processes; without one they live in memory. The policy is always
+    the replay of the feedback log (see :mod:`~uniscale_integrations.core.replica`).
+    Decisions wait for feedback up to ``max_pending`` at a time (the oldest are dropped
+    with a warning). Close the engine (or use it as a context manager) to close the store.
     """
 
     def __init__(
@@ -128,7 +138,11 @@ class UniScale:
         max_pending: int = 100_000,
         listeners: Sequence[Listener] = (),
         specs: Mapping[str, ModelSpec] | None = None,
+        store: str | os.PathLike[str] | SQLiteStore | None = None,
+        snapshot_every: int = 1000,
     ):
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(f"max_pending must be a positive integer, got {max_pending!r}")
         self.cost_model = cost_model if cost_model is not None else CostModel()
         self.pricing = SpacePricing.of(space, shapes, self.cost_model)
         self._space = space.with_costs(self.pricing.normalised())
@@ -137,16 +151,32 @@ class UniScale:
         self.weights = weights if weights is not None else RewardWeights.preset("cost-sensitive")
         z = self._space.features()
         self._action_features = z / np.linalg.norm(z, axis=1, keepdims=True)
-        dim = z.shape[1] * self.encoder.context_dim
-        self.bandit = LinUCB(dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma)
+        LinUCB(z.shape[1] * self.encoder.context_dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma)  # validates
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
-        self._resolved: OrderedDict[str, None] = OrderedDict()
         self._max_pending = max_pending
+        self._nominal_tokens = {c: nominal_usage(c, NominalBudget()).completion_tokens for c in self._space}
+        self._excluded: set[str] = set()
+        """Models that failed to load; selection leaves their configurations out."""
         self.listeners: list[Listener] = list(listeners)
         self.specs: dict[str, ModelSpec] = dict(specs) if specs is not None else {}
         """What is known of each model of the space (name, context length), for the adapters."""
+        self.store = store if isinstance(store, SQLiteStore) else SQLiteStore(MEMORY if store is None else store)
+        try:
+            self._attach_space()
+            self._replica = Replica(
+                self.store,
+                self._space,
+                self._action_features,
+                self.encoder.context_dim,
+                alpha=alpha,
+                l2_lambda=l2_lambda,
+                gamma=gamma,
+                snapshot_every=snapshot_every,
+            )
+        except BaseException:
+            self.store.close()
+            raise
 
     @classmethod
     def from_defaults(
@@ -207,9 +237,50 @@ class UniScale:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    def _attach_space(self) -> None:
+        """Record this engine's space in the store; say so when it differs from the one there."""
+        configs = [str(c) for c in self._space]
+        previous = self.store.attach(
+            {
+                "configs": configs,
+                "config_features": list(self._space.feature_names),
+                "context_features": list(self.encoder.feature_names),
+            }
+        )
+        if previous is not None:
+            before = previous.get("configs")
+            before = before if isinstance(before, list) else []
+            added = [c for c in configs if c not in before]
+            removed = [c for c in before if c not in configs]
+            logger.info(
+                "store %s: the config space changed (added: %s; removed: %s); the policy is refitted from the "
+                "feedback log on the configurations still present",
+                self.store.path,
+                ", ".join(added) or "none",
+                ", ".join(map(str, removed)) or "none",
+            )
+
     @property
     def space(self) -> ConfigSpace:
         return self._space
+
+    @property
+    def bandit(self) -> LinUCB:
+        """The policy: the replay of the store's feedback log as of the last :meth:`sync`."""
+        return self._replica.bandit
+
+    def sync(self) -> int:
+        """Apply feedback that other engines sharing the store have committed; returns how many rows.
+
+        :meth:`run`, :meth:`explain` and :meth:`feedback` do this themselves.
+        """
+        with self._lock:
+            return self._replica.catch_up()
+
+    def rebuild(self) -> LinUCB:
+        """A bandit replayed from the whole feedback log, snapshots ignored (to check or repair)."""
+        with self._lock:
+            return self._replica.rebuild()
 
     def model_name(self, model: str) -> str:
         """The full name of a model of the space (its short name when no spec is known)."""
@@ -228,13 +299,14 @@ class UniScale:
         Both factors are scaled to unit norm, so every joint vector has norm 1: before any
         feedback every configuration has the same exploration bonus, whatever its size.
         """
-        context = self.encoder.encode_one(_query_text(query))
+        context = self.encoder.encode_one(_query_text(_as_messages(query)))
         return ProductFeatures(context / np.linalg.norm(context), self._action_features)
 
     def explain(self, query: str | Sequence[Message]) -> Explanation:
         """Each configuration's estimated reward (mean), uncertainty (width) and UCB."""
         features = self.features(query)
         with self._lock:
+            self._replica.catch_up()
             mean, width = self.bandit.scores(features)
             alpha = self.bandit.alpha
         estimates = [
@@ -253,6 +325,7 @@ class UniScale:
         seed: int | None = None,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        budget: Budget | None = None,
     ) -> Result:
         """Answer ``query`` (a string or a chat), choosing the configuration unless one is given.
 
@@ -260,21 +333,73 @@ class UniScale:
         besides the engine's own listeners. ``seed`` fixes this call's sampling (default: drawn
         from the engine's seeded generator). ``max_new_tokens`` and ``temperature`` override
         the executor's for this call (``temperature`` applies to sampled paths).
+
+        ``budget`` caps this query's eFLOPs, generated tokens and seconds: configurations whose
+        nominal cost exceeds a cap are not selected (:class:`BudgetError` if none fits), and the
+        search stops at a cap with its best answer so far (``Result.budget_exhausted``).
+        When the chosen configuration's model cannot be loaded, the model is left out of this
+        engine's choices from then on (with a warning) and another configuration is chosen.
         """
         messages = _as_messages(query)
         features = self.features(messages)
-        if config is not None:
-            arm = self._space.index(config)
-            estimate = None
-        else:
-            with self._lock:
-                arm = self.bandit.select(features)
-                mean, width = self.bandit.scores(features)
-                m, w = float(mean[arm]), float(width[arm])
-                estimate = Estimate(self._space[arm], m, w, m + self.bandit.alpha * w)
-            config = self._space[arm]
+        while True:
+            arm, estimate = (self._space.index(config), None) if config is not None else self._select(features, budget)
+            try:
+                return self._execute(
+                    messages, features, arm, estimate, listeners, seed, stop, max_new_tokens, temperature, budget
+                )
+            except ModelUnavailableError as exc:
+                if config is not None or exc.model not in self._space.models:
+                    raise
+                with self._lock:
+                    self._excluded.add(exc.model)
+                logger.warning("%s; its configurations are left out from now on", exc)
+
+    def _select(self, features: ProductFeatures, budget: Budget | None) -> tuple[int, Estimate]:
+        """The configuration with the best UCB among those allowed (budget, loadable models)."""
+        with self._lock:
+            excluded = set(self._excluded)
+        allowed = [
+            i
+            for i, c in enumerate(self._space)
+            if c.model not in excluded
+            and (budget is None or budget.fits(eflops=self.pricing.nominal[c], tokens=self._nominal_tokens[c]))
+        ]
+        if not allowed:
+            if len(excluded) == len(self._space.models):
+                names = ", ".join(sorted(excluded))
+                raise ModelUnavailableError(names, f"no model of the space could be loaded ({names}); see the warnings")
+            cheapest = min(self._space, key=lambda c: self.pricing.nominal[c])
+            raise BudgetError(
+                f"no configuration fits {budget}: the cheapest, {cheapest}, needs "
+                f"{self.pricing.nominal[cheapest]:.3g} eFLOPs and {self._nominal_tokens[cheapest]} tokens nominally"
+            )
+        candidates = ProductFeatures(features.context, features.actions[allowed])
+        with self._lock:
+            self._replica.catch_up()
+            best = self.bandit.select(candidates)
+            mean, width = self.bandit.scores(candidates)
+            alpha = self.bandit.alpha
+        arm = allowed[best]
+        m, w = float(mean[best]), float(width[best])
+        return arm, Estimate(self._space[arm], m, w, m + alpha * w)
+
+    def _execute(
+        self,
+        messages: list[Message],
+        features: ProductFeatures,
+        arm: int,
+        estimate: Estimate | None,
+        listeners: Sequence[Listener],
+        seed: int | None,
+        stop: Sequence[str],
+        max_new_tokens: int | None,
+        temperature: float | None,
+        budget: Budget | None,
+    ) -> Result:
+        config = self._space[arm]
         observers = [*self.listeners, *listeners]
-        decision_id = uuid.uuid4().hex
+        decision_id = new_decision_id()
         emit(
             observers,
             ConfigSelected(
@@ -297,9 +422,13 @@ class UniScale:
             listeners=observers,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
+            **({"budget": budget} if budget is not None else {}),  # executors without budgets keep working
         )
         cost = self.pricing.normalise(execution.eflops)
-        self._remember(decision_id, _Pending(features, arm, execution.score, cost))
+        text = _query_record(messages)
+        decision = Decision(decision_id, config, features.context, cost, execution.score, query_hash(text), text)
+        for dropped in self.store.record(decision, max_pending=self._max_pending):
+            logger.warning("forgetting decision %s: more than %d await feedback", dropped, self._max_pending)
         logger.info("decision %s: %s, %.3g eFLOPs, score %.2f", decision_id, config, execution.eflops, execution.score)
         return Result(
             answer=execution.answer,
@@ -314,6 +443,7 @@ class UniScale:
             estimate=estimate,
             paths=execution.paths,
             verifier_eflops=execution.verifier_eflops,
+            budget_exhausted=execution.budget_exhausted,
         )
 
     def feedback(self, decision_id: str, *, correct: bool | float | None = None, score: float | None = None) -> float:
@@ -325,32 +455,62 @@ class UniScale:
         """
         correct_value = _unit("correct", correct)
         score_value = _unit("score", score)
-        with self._lock:
-            pending = self._pending.get(decision_id) if isinstance(decision_id, str) else None
-            if pending is None:
-                if isinstance(decision_id, str) and decision_id in self._resolved:
-                    raise DuplicateFeedbackError(f"decision {decision_id} already received its feedback")
-                raise UnknownDecisionError(f"unknown decision id {decision_id!r}")
-            verifier = pending.score if score_value is None else score_value
-            reward = self.weights.reward(
-                correct=verifier if correct_value is None else correct_value,
-                score=verifier,
-                cost=pending.cost,
-            )
-            self.bandit.update(pending.features.row(pending.arm), reward)
-            del self._pending[decision_id]
-            self._resolved[decision_id] = None
-            while len(self._resolved) > self._max_pending:
-                self._resolved.popitem(last=False)
-        emit(self.listeners, FeedbackApplied(decision_id, reward, correct_value))
-        return reward
+        decision_id = checked_decision_id(decision_id)
 
-    def _remember(self, decision_id: str, pending: _Pending) -> None:
+        def judge(decision: Decision) -> Outcome:
+            verifier = decision.score if score_value is None else score_value
+            reward = self.weights.reward(
+                correct=verifier if correct_value is None else correct_value, score=verifier, cost=decision.cost
+            )
+            return Outcome(reward, correct_value, verifier)
+
+        outcome = self.store.resolve(decision_id, judge)  # one transaction: exactly once, across processes
         with self._lock:
-            self._pending[decision_id] = pending
-            if len(self._pending) > self._max_pending:
-                dropped, _ = self._pending.popitem(last=False)
-                logger.warning("forgetting decision %s: more than %d await feedback", dropped, self._max_pending)
+            self._replica.catch_up()
+        emit(self.listeners, FeedbackApplied(decision_id, outcome.reward, correct_value))
+        return outcome.reward
+
+    # ------------------------------------------------------------------ export, import, closing
+    def export_json(self, path: str | os.PathLike[str]) -> None:
+        """Write the store (decisions, feedback log, space) and the current policy to a JSON file.
+
+        The policy's arrays are there to be read; :meth:`import_json` replays the log instead.
+        """
+        with self._lock:
+            self._replica.catch_up()
+            state = self.bandit.state_dict()
+        data = self.store.export()
+        data["policy"] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in state.items()}
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(json.dumps(data, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
+        partial.replace(target)
+
+    def import_json(self, path: str | os.PathLike[str]) -> int:
+        """Load an :meth:`export_json` file into this engine's store, which must hold no decisions.
+
+        The policy is then the replay of the imported log in this engine's space. Returns the
+        number of feedback rows imported; raises :class:`StoreError` naming the problem.
+        """
+        try:
+            data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"cannot import {path}: {exc}") from exc
+        imported = self.store.import_(data, str(path))
+        self.sync()
+        return imported
+
+    def close(self) -> None:
+        """Close the store; feedback for pending decisions can be given after reopening it."""
+        self.store.close()
+
+    def __enter__(self) -> UniScale:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def _unit(name: str, value: bool | float | None) -> float | None:
@@ -366,12 +526,17 @@ def _unit(name: str, value: bool | float | None) -> float | None:
 def _as_messages(query: str | Sequence[Message]) -> list[Message]:
     if isinstance(query, str):
         return [{"role": "user", "content": _validated_text(query)}]
+    if isinstance(query, bytes | bytearray):
+        raise InvalidQueryError("a query must be text (str), got bytes: decode them first")
     if isinstance(query, Sequence) and query:
         messages = []
         for m in query:
             if not (isinstance(m, Mapping) and isinstance(m.get("role"), str) and "content" in m):
-                raise InvalidQueryError(f"a chat message needs 'role' and 'content', got {m!r}")
-            messages.append({"role": m["role"], "content": str(m["content"])})
+                raise InvalidQueryError(f"a chat message needs 'role' and 'content', got {reprlib.repr(m)}")
+            message = {"role": m["role"], "content": str(m["content"])}
+            for text in message.values():
+                _check_unicode(text)
+            messages.append(message)
         if not any(m["role"] == "user" for m in messages):
             raise InvalidQueryError("the chat has no user message")
         _validated_text(_query_text(messages))
@@ -385,6 +550,13 @@ def _query_text(query: str | Sequence[Message]) -> str:
     return next(m["content"] for m in reversed(query) if m["role"] == "user")
 
 
+def _query_record(messages: Sequence[Message]) -> str:
+    """The text a decision's query hash is taken of: a lone user message's content, else the chat as JSON."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    return json.dumps(list(messages), ensure_ascii=False)
+
+
 def _validated_text(text: str) -> str:
     if not isinstance(text, str):
         raise InvalidQueryError(f"a query must be a string, got {type(text).__name__}")
@@ -392,4 +564,16 @@ def _validated_text(text: str) -> str:
         raise InvalidQueryError("the query is empty")
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidQueryError(f"the query has {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
+    _check_unicode(text)
     return text
+
+
+def _check_unicode(text: str) -> None:
+    """Refuse lone surrogates (what undecodable bytes become), which no tokenizer or store accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidQueryError(
+            f"the query is not valid Unicode: a lone surrogate {text[exc.start]!r} at position {exc.start} "
+            f"(decode the input with errors='replace')"
+        ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import reprlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,9 @@ from uniscale_integrations.core.features import FloatArray
 from uniscale_integrations.errors import ConfigSpaceError
 
 _CONFIG_PATTERN = re.compile(r"^(?P<model>[^/\s]+)/qp(?P<qp>\d+)/cp(?P<cp>\d+)/bs(?P<bs>\d+)$")
+_MODEL_NAME = re.compile(r"[^/\s]+")
+MAX_SIZE = 4096
+"""The largest QP, CP or BS a configuration may ask for."""
 
 
 @dataclass(frozen=True, order=True)
@@ -35,12 +39,14 @@ class Config:
     bs: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or not self.model or "/" in self.model:
-            raise ConfigSpaceError(f"model must be a non-empty name without '/', got {self.model!r}")
+        if not (isinstance(self.model, str) and _MODEL_NAME.fullmatch(self.model) and self.model.isprintable()):
+            raise ConfigSpaceError(
+                f"model must be a non-empty printable name without '/' or spaces, got {reprlib.repr(self.model)}"
+            )
         for field in ("qp", "cp", "bs"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigSpaceError(f"{field} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+                raise ConfigSpaceError(f"{field} must be an integer from 1 to {MAX_SIZE}, got {reprlib.repr(value)}")
 
     @property
     def paths(self) -> int:
@@ -52,7 +58,7 @@ class Config:
         """Read the ``model/qpN/cpN/bsN`` form that ``str(config)`` writes."""
         match = _CONFIG_PATTERN.match(text.strip())
         if match is None:
-            raise ConfigSpaceError(f"cannot parse config {text!r}; expected e.g. 'M/qp1/cp4/bs1'")
+            raise ConfigSpaceError(f"cannot parse config {reprlib.repr(text)}; expected e.g. 'M/qp1/cp4/bs1'")
         return cls(match["model"], int(match["qp"]), int(match["cp"]), int(match["bs"]))
 
     def __str__(self) -> str:
@@ -75,6 +81,8 @@ class ConfigSpace(Sequence[Config]):
     """
 
     def __init__(self, configs: Iterable[Config], nominal_cost: Mapping[Config, float] | None = None):
+        if not isinstance(configs, Iterable) or isinstance(configs, str | bytes):
+            raise ConfigSpaceError(f"configs must be an iterable of Config, got {type(configs).__name__}")
         configs = tuple(configs)
         if not configs:
             raise ConfigSpaceError("a config space needs at least one configuration")
@@ -104,6 +112,9 @@ class ConfigSpace(Sequence[Config]):
         """Every combination of the given values, optionally capped at ``qp*cp*bs <= max_paths``."""
         if max_paths is not None and max_paths < 1:
             raise ConfigSpaceError(f"max_paths must be >= 1, got {max_paths}")
+        for name, values in (("models", models), ("qp", qp), ("cp", cp), ("bs", bs)):
+            if not isinstance(values, Iterable) or isinstance(values, str | bytes):
+                raise ConfigSpaceError(f"{name} must be a sequence of values, got {reprlib.repr(values)}")
         configs = [
             Config(m, q, c, b)
             for m, q, c, b in itertools.product(models, qp, cp, bs)

@@ -30,6 +30,7 @@ CP = 1 decodes greedily (the variants bring the diversity); CP > 1 or BS > 1 sam
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import defaultdict
@@ -38,15 +39,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from uniscale_integrations.core.answers import extract_answer
+from uniscale_integrations.core.budget import Budget, Cap
 from uniscale_integrations.core.cost import CostModel, Usage
 from uniscale_integrations.core.events import Listener, PathPruned, StepScored, emit
 from uniscale_integrations.core.space import Config
-from uniscale_integrations.errors import ConfigSpaceError
+from uniscale_integrations.errors import ConfigSpaceError, ModelUnavailableError
 from uniscale_integrations.tts.backends import Generator, Message, SamplingParams
 
 if TYPE_CHECKING:
     from uniscale_integrations.core.verifiers import Verifier
     from uniscale_integrations.tts.decoding import DecodeSession, Row
+
+logger = logging.getLogger(__name__)
 
 STEP_BY_STEP = "Think step by step, then give the final answer as 'Answer: <number>'."
 """Instruction for math questions: chain of thought (give it 160+ new tokens)."""
@@ -61,7 +65,9 @@ VARIANT_TEMPLATES: tuple[str, ...] = (
 )
 
 Aggregation = Literal["weighted_vote", "majority", "best_score"]
-PathStatus = Literal["running", "finished", "length", "step_limit", "pruned", "outranked"]
+PathStatus = Literal["running", "finished", "length", "step_limit", "pruned", "outranked", "budget"]
+BUDGET_CHECK_TOKENS = 8
+"""Under a budget, decoding steps between two checks of the caps."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,8 @@ class Execution:
     seconds: float
     paths: list[PathTrace] = field(default_factory=list)
     verifier_eflops: float = 0.0
+    budget_exhausted: Cap | None = None
+    """The cap that stopped the search early (the answer is then the best found so far)."""
 
 
 def question_variants(messages: Sequence[Message], qp: int, instruction: str | None = None) -> list[list[Message]]:
@@ -215,13 +223,16 @@ class Executor:
         self.step_delimiter = step_delimiter
 
     def generator(self, model: str) -> Generator:
-        """The generator for ``model``, created on first use."""
+        """The generator for ``model``, created on first use (:class:`ModelUnavailableError` if that fails)."""
         if model not in self._generators:
             try:
                 factory = self._factories[model]
             except KeyError:
                 raise ConfigSpaceError(f"no generator for model {model!r}") from None
-            self._generators[model] = factory()
+            try:
+                self._generators[model] = factory()
+            except Exception as exc:  # loading fails in many ways (files, memory, transformers); keep the cause
+                raise ModelUnavailableError(model, f"model {model!r} could not be loaded: {exc}") from exc
         return self._generators[model]
 
     def execute(
@@ -234,18 +245,22 @@ class Executor:
         listeners: Iterable[Listener] = (),
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        budget: Budget | None = None,
     ) -> Execution:
         """Search ``config`` on the chat and return the pooled answer with its trace and cost.
 
         ``max_new_tokens`` and ``temperature`` override the executor's own for this call;
         ``temperature`` applies to sampled paths (CP > 1 or BS > 1), and 0 makes every path greedy.
+        Under a ``budget`` the caps are checked every :data:`BUDGET_CHECK_TOKENS` decoding steps;
+        once one is reached every path stops where it is and the best answer so far is returned.
         """
         started = time.perf_counter()
         generator = self.generator(config.model)
         if self.system_prompt is not None:
             messages = with_system_prompt(messages, self.system_prompt)
         chats = question_variants(messages, config.qp, self.instruction)
-        search = _Search(self, generator, config, messages[_last_user_index(messages)]["content"], list(listeners))
+        question = messages[_last_user_index(messages)]["content"]
+        search = _Search(self, generator, config, question, list(listeners), budget, started)
         sampled = config.cp > 1 or config.bs > 1
         params = SamplingParams(
             max_new_tokens=max_new_tokens if max_new_tokens is not None else self.max_new_tokens,
@@ -270,6 +285,7 @@ class Executor:
             seconds=time.perf_counter() - started,
             paths=paths,
             verifier_eflops=search.verifier_eflops,
+            budget_exhausted=search.exhausted,
         )
 
 
@@ -277,7 +293,14 @@ class _Search:
     """One search over the paths of one configuration (state of a single ``execute`` call)."""
 
     def __init__(
-        self, executor: Executor, generator: Generator, config: Config, question: str, listeners: list[Listener]
+        self,
+        executor: Executor,
+        generator: Generator,
+        config: Config,
+        question: str,
+        listeners: list[Listener],
+        budget: Budget | None = None,
+        started: float = 0.0,
     ):
         self.executor = executor
         self.generator = generator
@@ -289,6 +312,9 @@ class _Search:
         self.verifier_eflops = 0.0
         self.verifier_usage = Usage()
         self.best_step_score = 0.0
+        self.budget = budget
+        self.started = started
+        self.exhausted: Cap | None = None
 
     def run(self, prompts: Sequence[str], params: SamplingParams) -> tuple[list[PathTrace], Usage]:
         config = self.config
@@ -306,7 +332,7 @@ class _Search:
         ]
         beams = dict.fromkeys({p.tree for p in rows}, config.bs)
         while rows:
-            session.advance()
+            self._advance(session)
             self._score(session, rows)
             keep = self._select_beams(rows, beams)
             keep = self._stop_early(rows, keep)
@@ -315,6 +341,21 @@ class _Search:
             session.select(expansion)
             session.resume()
         return self.paths, session.usage
+
+    def _advance(self, session: DecodeSession) -> None:
+        """Decode to the next step end; under a budget in short stretches, finishing every path at a cap."""
+        if self.budget is None:
+            session.advance()
+            return
+        while any(r.status == "running" for r in session.rows):
+            usage = session.usage
+            spent = self.executor.cost_model.eflops(self.generator.shape, usage) + self.verifier_eflops
+            elapsed = time.perf_counter() - self.started
+            self.exhausted = self.budget.exceeded(eflops=spent, tokens=usage.completion_tokens, seconds=elapsed)
+            if self.exhausted is not None:
+                session.finish([i for i, r in enumerate(session.rows) if r.status != "finished"], "budget")
+                return
+            session.advance(BUDGET_CHECK_TOKENS)
 
     def _new_path(self, variant: int, tree: int, parent: PathTrace | None = None) -> PathTrace:
         path = PathTrace(id=len(self.paths), variant=variant, tree=tree, parent=parent.id if parent else None)
@@ -365,7 +406,13 @@ class _Search:
             chosen = [i for i, f in enumerate(final) if f == is_final]
             if not chosen:
                 continue
-            verdicts = verifier.score(self.question, [texts[i] for i in chosen], partial=not is_final)
+            try:
+                verdicts = verifier.score(self.question, [texts[i] for i in chosen], partial=not is_final)
+            except Exception as exc:  # a failing verifier must degrade the scores, not crash the search
+                logger.warning("verifier %r failed, using the paths' own confidence: %r", verifier.name, exc)
+                for i in chosen:
+                    scores[i] = _step_confidence(session_rows[i], paths[i])
+                continue
             self.verifier_eflops += verdicts.eflops
             self.verifier_usage += verdicts.usage
             for i, score in zip(chosen, verdicts.scores, strict=True):
@@ -457,6 +504,8 @@ def _step_confidence(row: Row, path: PathTrace) -> float:
 def _finish_status(row: Row) -> PathStatus:
     if row.status != "finished":
         return "step_limit"
+    if row.finish_reason == "budget":
+        return "budget"
     return "length" if row.finish_reason == "length" else "finished"
 
 

@@ -1,0 +1,24 @@
+"""Shared fixtures: a real engine on the offline model S with a tiny space, and an event log."""
+
+from collections.abc import Iterator
+
+import pytest
+from llama_index.core.instrumentation import root_dispatcher
+from llama_index_support import EventLog
+
+from uniscale_integrations import UniScale
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[UniScale]:
+    with UniScale.from_defaults(models=("S",), qp=(1,), cp=(1, 2), bs=(1,), max_new_tokens=20, seed=0) as engine:
+        yield engine
+
+
+@pytest.fixture
+def event_log() -> Iterator[EventLog]:
+    """Every instrumentation event of the test, from LlamaIndex's root dispatcher."""
+    log = EventLog()
+    root_dispatcher.add_event_handler(log)
+    yield log
+    root_dispatcher.event_handlers.remove(log)

@@ -1,0 +1,141 @@
+"""``UniScaleLLM``: the UniScale engine as a LlamaIndex chat LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+)
+from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
+from llama_index.core.instrumentation.span import active_span_id
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.llm import LLM
+from pydantic import Field, PrivateAttr
+
+from uniscale_integrations.core.engine import Message, Result, UniScale
+from uniscale_integrations.llama_index.events import CallForwarder, forward_feedback
+from uniscale_integrations.llama_index.messages import CallOptions, to_chat
+from uniscale_integrations.llama_index.responses import (
+    chat_chunks,
+    chat_response,
+    completion_chunks,
+    completion_response,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class UniScaleLLM(LLM):
+    """Per call, UniScale picks the model and the test-time scaling, runs it and answers.
+
+    ``UniScaleLLM()`` uses ``UniScale.from_defaults()``; pass ``engine=`` to share or tune one.
+    Responses' ``additional_kwargs`` (and ``raw``) carry the usage, the chosen config, its eFLOPs,
+    the verifier score and the ``decision_id`` to give feedback on. Per-call options: ``max_tokens``,
+    ``temperature``, ``stop``, ``seed`` and ``config`` (force a configuration).
+    """
+
+    max_tokens: int | None = Field(default=None, gt=0, description="New tokens per path (default: the engine's).")
+    temperature: float | None = Field(
+        default=None, ge=0.0, description="Temperature of sampled paths (default: the engine's)."
+    )
+    _engine: UniScale = PrivateAttr()
+
+    def __init__(self, engine: UniScale | None = None, **kwargs: Any) -> None:
+        if engine is not None and not isinstance(engine, UniScale):
+            raise TypeError(f"engine must be a UniScale engine, got {type(engine).__name__}")
+        super().__init__(**kwargs)
+        self._engine = engine if engine is not None else UniScale.from_defaults()
+        forward_feedback(self._engine)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "UniScaleLLM"
+
+    @property
+    def engine(self) -> UniScale:
+        return self._engine
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        engine = self._engine
+        names = [engine.model_name(model) for model in engine.space.models]
+        num_output: int = getattr(engine.executor, "max_new_tokens", DEFAULT_NUM_OUTPUTS)
+        return LLMMetadata(
+            context_window=engine.context_window or DEFAULT_CONTEXT_WINDOW,
+            num_output=self.max_tokens if self.max_tokens is not None else num_output,
+            is_chat_model=True,
+            is_function_calling_model=False,
+            model_name=names[0] if len(names) == 1 else f"uniscale({', '.join(names)})",
+        )
+
+    def _run(self, chat: list[Message], options: dict[str, Any], span_id: str | None) -> tuple[Result, str]:
+        """Run the engine under the LLM call's span; the result and the name of the model that answered."""
+        call = CallOptions(**options).run_kwargs({"max_tokens": self.max_tokens, "temperature": self.temperature})
+        result = self._engine.run(chat, listeners=[CallForwarder(span_id)], **call)
+        logger.debug("UniScaleLLM call %s: decision %s, %s", span_id, result.decision_id, result.config)
+        return result, self._engine.model_name(result.config.model)
+
+    async def _arun(self, chat: list[Message], options: dict[str, Any]) -> tuple[Result, str]:
+        return await asyncio.to_thread(self._run, chat, options, active_span_id.get())
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return chat_response(*self._run(to_chat(messages), kwargs, active_span_id.get()))
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return completion_response(*self._run(_prompt_chat(prompt), kwargs, active_span_id.get()))
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        # The engine runs now, inside the call's span; the answer then streams in chunks.
+        return chat_chunks(*self._run(to_chat(messages), kwargs, active_span_id.get()))
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        return completion_chunks(*self._run(_prompt_chat(prompt), kwargs, active_span_id.get()))
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return chat_response(*await self._arun(to_chat(messages), kwargs))
+
+    @llm_completion_callback()
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return completion_response(*await self._arun(_prompt_chat(prompt), kwargs))
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        chunks = chat_chunks(*await self._arun(to_chat(messages), kwargs))
+
+        async def stream() -> ChatResponseAsyncGen:
+            for chunk in chunks:
+                yield chunk
+
+        return stream()
+
+    @llm_completion_callback()
+    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
+        chunks = completion_chunks(*await self._arun(_prompt_chat(prompt), kwargs))
+
+        async def stream() -> CompletionResponseAsyncGen:
+            for chunk in chunks:
+                yield chunk
+
+        return stream()
+
+
+def _prompt_chat(prompt: str) -> list[Message]:
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+    return [{"role": "user", "content": prompt}]
