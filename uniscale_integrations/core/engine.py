@@ -340,6 +340,12 @@ class UniScale:
         When the chosen configuration's model cannot be loaded, the model is left out of this
         engine's choices from then on (with a warning) and another configuration is chosen.
         """
+        if max_new_tokens is not None and (
+            isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1
+        ):
+            raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+        if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature < math.inf):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
         messages = _as_messages(query)
         features = self.features(messages)
         while True:
