@@ -5,21 +5,30 @@ The core (``uniscale_integrations.core``) imports neither framework; the adapter
 """
 
 from uniscale_integrations.core.bandit import LinUCB
+from uniscale_integrations.core.budget import Budget
 from uniscale_integrations.core.cost import CostModel, Usage
 from uniscale_integrations.core.engine import Estimate, Explanation, Result, UniScale
 from uniscale_integrations.core.reward import RewardWeights
 from uniscale_integrations.core.space import Config, ConfigSpace
+from uniscale_integrations.core.store import SQLiteStore
 from uniscale_integrations.errors import (
+    BudgetError,
     ConfigSpaceError,
     DuplicateFeedbackError,
     InvalidQueryError,
     MissingModelError,
+    ModelUnavailableError,
+    StoreCorruptError,
+    StoreError,
+    StoreVersionError,
     UniScaleError,
     UnknownDecisionError,
     UnknownModelError,
 )
 
 __all__ = [
+    "Budget",
+    "BudgetError",
     "Config",
     "ConfigSpace",
     "ConfigSpaceError",
@@ -30,8 +39,13 @@ __all__ = [
     "InvalidQueryError",
     "LinUCB",
     "MissingModelError",
+    "ModelUnavailableError",
     "Result",
     "RewardWeights",
+    "SQLiteStore",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreVersionError",
     "UniScale",
     "UniScaleError",
     "UnknownDecisionError",
