@@ -15,6 +15,9 @@ from uniscale_integrations.core.answers import check_numeric, extract_answer, nu
         ("answer: Paris.", "Paris"),
         ("no digits here", None),
         ("Step 1: 5. Step 2: 9. Answer: 14\nAnswer: 15", "15"),
+        ("The answer to this classic question lies in the anatomy.", None),
+        ("It depends. The answer lies in the details.", None),
+        ("She answered: 8 apples, then 9.", "9"),
     ],
 )
 def test_extract_answer(text: str, expected: str | None) -> None:

@@ -183,3 +183,21 @@ def test_invalid_options_are_refused(generator: HFGenerator) -> None:
         EarlyStopping(h_max=0)
     with pytest.raises(ValueError, match="v_sup"):
         EarlyStopping(v_sup=1.5)
+
+
+def test_answer_score_pools_only_paths_that_agree() -> None:
+    from uniscale_integrations.tts.search import PathTrace, aggregate, answer_score
+
+    def path(i: int, answer: str | None, score: float) -> PathTrace:
+        return PathTrace(i, 0, i, None, text=f"path {i}", answer=answer, final_score=score, status="finished")
+
+    numeric = [path(0, "7", 0.6), path(1, "7", 0.8), path(2, "9", 0.9)]
+    winner = aggregate(numeric)
+    assert winner is not None
+    assert winner.answer == "7"
+    assert answer_score(numeric, winner) == pytest.approx(0.7)
+    free_text = [path(0, None, 0.5), path(1, None, 0.8)]  # nothing extracted: no vote to pool
+    winner = aggregate(free_text)
+    assert winner is not None
+    assert winner.id == 1
+    assert answer_score(free_text, winner) == pytest.approx(0.8)

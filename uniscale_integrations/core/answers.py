@@ -31,7 +31,8 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-_ANSWER_LINE = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*\**\s*([^\n]+)", re.IGNORECASE)
+_ANSWER_LINE = re.compile(r"\banswer\b\s*(?:is\b\s*[:=]?|[:=])\s*\**\s*([^\n]+)", re.IGNORECASE)
+"""'Answer: x', 'answer = x' or 'the answer is x' (not 'the answer lies in ...', not 'answered')."""
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _STATED_TRIM = re.compile(r"^[\s*]+|[\s*.]+$")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")

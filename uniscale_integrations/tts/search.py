@@ -191,6 +191,17 @@ def aggregate(paths: Sequence[PathTrace], method: Aggregation = "weighted_vote")
     return max((p for p in done if p.answer == winner), key=lambda p: p.final_score or 0.0)
 
 
+def answer_score(paths: Sequence[PathTrace], winner: PathTrace) -> float:
+    """The mean final score of the finished paths giving the winner's answer.
+
+    A winner without an extracted answer (free text) is backed by itself alone.
+    """
+    if winner.answer is None:
+        return winner.final_score or 0.0
+    backers = [p for p in paths if p.finished and p.answer == winner.answer]
+    return sum(p.final_score or 0.0 for p in backers) / len(backers)
+
+
 class Executor:
     """Runs configurations on generators, one per model name, and prices the work."""
 
@@ -273,8 +284,7 @@ class Executor:
         winner = aggregate(paths, self.aggregation)
         if winner is None:  # unreachable: every search ends with finished paths
             raise RuntimeError(f"{config}: the search finished no path")
-        backers = [p for p in paths if p.finished and p.answer == winner.answer]
-        score = sum(p.final_score or 0.0 for p in backers) / len(backers)
+        score = answer_score(paths, winner)
         return Execution(
             config=config,
             answer=winner.answer if winner.answer is not None else winner.text,
