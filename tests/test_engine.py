@@ -12,6 +12,7 @@ from uniscale_integrations import (
     InvalidQueryError,
     UniScale,
     UnknownDecisionError,
+    UnknownModelError,
 )
 
 
@@ -128,3 +129,13 @@ def test_unknown_decision_ids_are_refused(engine: UniScale, decision_id: object)
 def test_empty_config_space_is_refused() -> None:
     with pytest.raises(ConfigSpaceError, match="at least one"):
         UniScale.from_defaults(models=())
+
+
+def test_models_restrict_the_choice_to_the_named_models(engine: UniScale) -> None:
+    result = engine.run("What is 2 + 2?", models=["S"])
+    assert result.config.model == "S"
+    assert result.estimate is not None  # chosen by the policy, not forced
+    with pytest.raises(UnknownModelError, match="not in the space"):
+        engine.run("What is 2 + 2?", models=["Z"])
+    with pytest.raises(ValueError, match="non-empty collection"):
+        engine.run("What is 2 + 2?", models="S")

@@ -216,3 +216,11 @@ def test_bad_messages_and_options_give_clear_errors(llm: ChatUniScale) -> None:
         llm.invoke([SystemMessage("only a system prompt")])
     with pytest.raises(TypeError, match="unexpected call options"):
         llm.invoke("hi", tools=[])
+
+
+def test_model_names_pin_a_model_or_are_refused(llm: ChatUniScale) -> None:
+    pinned = ChatUniScale(engine=llm.uniscale, model="S")
+    assert pinned.invoke("Say hi.").response_metadata["model_name"] == "SmolLM2-135M-Instruct"
+    assert pinned._get_ls_params()["ls_model_name"] == "S"
+    with pytest.raises(ValueError, match="unknown model 'gpt-5'"):
+        llm.invoke("Say hi.", model="gpt-5")

@@ -8,7 +8,7 @@ import math
 import os
 import reprlib
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -26,12 +26,13 @@ from uniscale_integrations.core.records import Decision, Outcome, checked_decisi
 from uniscale_integrations.core.replica import Replica
 from uniscale_integrations.core.reward import Mode, RewardWeights
 from uniscale_integrations.core.space import Config, ConfigSpace
-from uniscale_integrations.core.store import MEMORY, SQLiteStore
+from uniscale_integrations.core.store import PolicyStore, open_store
 from uniscale_integrations.errors import (
     BudgetError,
     InvalidQueryError,
     ModelUnavailableError,
     StoreError,
+    UnknownModelError,
 )
 
 if TYPE_CHECKING:
@@ -115,8 +116,9 @@ class UniScale:
     ``decision_id``; each decision takes exactly one feedback.
 
     ``store`` keeps decisions, the feedback log and the policy: a path to an SQLite file
-    (or an :class:`~uniscale_integrations.core.store.SQLiteStore`) makes them durable and
-    shareable between processes; without one they live in memory. The policy is always
+    (or an :class:`~uniscale_integrations.core.store.SQLiteStore`), or a ``postgresql://`` URL
+    (or a :class:`~uniscale_integrations.core.store_postgres.PostgresStore`) makes them durable
+    and shareable between processes; without one they live in memory. The policy is always
     the replay of the feedback log (see :mod:`~uniscale_integrations.core.replica`).
     Decisions wait for feedback up to ``max_pending`` at a time (the oldest are dropped
     with a warning). Close the engine (or use it as a context manager) to close the store.
@@ -138,7 +140,7 @@ class UniScale:
         max_pending: int = 100_000,
         listeners: Sequence[Listener] = (),
         specs: Mapping[str, ModelSpec] | None = None,
-        store: str | os.PathLike[str] | SQLiteStore | None = None,
+        store: str | os.PathLike[str] | PolicyStore | None = None,
         snapshot_every: int = 1000,
     ):
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
@@ -161,7 +163,7 @@ class UniScale:
         self.listeners: list[Listener] = list(listeners)
         self.specs: dict[str, ModelSpec] = dict(specs) if specs is not None else {}
         """What is known of each model of the space (name, context length), for the adapters."""
-        self.store = store if isinstance(store, SQLiteStore) else SQLiteStore(MEMORY if store is None else store)
+        self.store = open_store(store)
         try:
             self._attach_space()
             self._replica = Replica(
@@ -326,6 +328,7 @@ class UniScale:
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         budget: Budget | None = None,
+        models: Collection[str] | None = None,
     ) -> Result:
         """Answer ``query`` (a string or a chat), choosing the configuration unless one is given.
 
@@ -337,7 +340,8 @@ class UniScale:
         ``budget`` caps this query's eFLOPs, generated tokens and seconds: configurations whose
         nominal cost exceeds a cap are not selected (:class:`BudgetError` if none fits), and the
         search stops at a cap with its best answer so far (``Result.budget_exhausted``).
-        When the chosen configuration's model cannot be loaded, the model is left out of this
+        ``models`` restricts the choice to those models of the space (the policy still picks
+        the test-time scaling). When the chosen configuration's model cannot be loaded, the model is left out of this
         engine's choices from then on (with a warning) and another configuration is chosen.
         """
         if max_new_tokens is not None and (
@@ -346,10 +350,14 @@ class UniScale:
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature < math.inf):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if models is not None:
+            models = self._known_models(models)
         messages = _as_messages(query)
         features = self.features(messages)
         while True:
-            arm, estimate = (self._space.index(config), None) if config is not None else self._select(features, budget)
+            arm, estimate = (
+                (self._space.index(config), None) if config is not None else self._select(features, budget, models)
+            )
             try:
                 return self._execute(
                     messages, features, arm, estimate, listeners, seed, stop, max_new_tokens, temperature, budget
@@ -361,19 +369,31 @@ class UniScale:
                     self._excluded.add(exc.model)
                 logger.warning("%s; its configurations are left out from now on", exc)
 
-    def _select(self, features: ProductFeatures, budget: Budget | None) -> tuple[int, Estimate]:
-        """The configuration with the best UCB among those allowed (budget, loadable models)."""
+    def _known_models(self, models: Collection[str]) -> frozenset[str]:
+        if isinstance(models, str) or not models:
+            raise ValueError(f"models must be a non-empty collection of model names, got {models!r}")
+        unknown = sorted(set(models) - set(self._space.models))
+        if unknown:
+            raise UnknownModelError(f"models {unknown} are not in the space; it has {list(self._space.models)}")
+        return frozenset(models)
+
+    def _select(
+        self, features: ProductFeatures, budget: Budget | None, models: Collection[str] | None = None
+    ) -> tuple[int, Estimate]:
+        """The configuration with the best UCB among those allowed (models asked for, budget, loadable models)."""
         with self._lock:
             excluded = set(self._excluded)
         allowed = [
             i
             for i, c in enumerate(self._space)
             if c.model not in excluded
+            and (models is None or c.model in models)
             and (budget is None or budget.fits(eflops=self.pricing.nominal[c], tokens=self._nominal_tokens[c]))
         ]
         if not allowed:
-            if len(excluded) == len(self._space.models):
-                names = ", ".join(sorted(excluded))
+            wanted = set(models if models is not None else self._space.models)
+            if wanted <= excluded:
+                names = ", ".join(sorted(wanted))
                 raise ModelUnavailableError(names, f"no model of the space could be loaded ({names}); see the warnings")
             cheapest = min(self._space, key=lambda c: self.pricing.nominal[c])
             raise BudgetError(

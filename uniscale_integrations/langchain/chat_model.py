@@ -31,6 +31,7 @@ CUSTOM_EVENTS: dict[type, str] = {
 """Names of the custom events (``on_custom_event`` / ``astream_events``) each engine event becomes."""
 
 logger = logging.getLogger(__name__)
+ROUTER_NAME = "uniscale"
 _PIECES = re.compile(r"\s*\S+\s*|\s+")
 
 
@@ -44,9 +45,10 @@ class ChatUniScale(BaseChatModel):
     score, decision id and the choice's mean, width and UCB); feed correctness back with
     :class:`~uniscale_integrations.langchain.UniScaleFeedbackHandler`.
 
-    Per call, ``force_config="M/qp1/cp4/bs1"`` forces a configuration and ``seed=`` fixes the
-    sampling. ``temperature`` applies to sampled paths (CP > 1 or BS > 1); 0 makes every
-    path greedy. There is no tool calling: the S model's chat template has none.
+    Per call, ``model="M"`` pins a model (as the ``model`` field does),
+    ``force_config="M/qp1/cp4/bs1"`` forces a configuration and ``seed=`` fixes the sampling.
+    ``temperature`` applies to sampled paths (CP > 1 or BS > 1); 0 makes every path greedy.
+    There is no tool calling: the S model's chat template has none.
 
     Example:
         .. code-block:: python
@@ -62,8 +64,10 @@ class ChatUniScale(BaseChatModel):
 
     engine: UniScale | None = Field(default=None, exclude=True)
     """The engine to use; default: ``UniScale.from_defaults`` with the fields below, built on first use."""
-    model_name: str = Field(default="uniscale", alias="model")
-    """The router's name (each response's ``model_name`` names the model that answered)."""
+    model_name: str = Field(default=ROUTER_NAME, alias="model")
+    """``"uniscale"`` routes over every model of the space; a model's name (short, e.g. ``"M"``, or
+    full, e.g. ``"Qwen2.5-Coder-0.5B-Instruct"``) pins that model and lets UniScale choose its
+    test-time scaling. Each response's ``model_name`` names the model that answered."""
     mode: Mode = "cost-sensitive"
     """Reward preset of a default engine: ``cost-sensitive`` or ``quality-first``."""
     models: list[str] | None = None
@@ -184,11 +188,13 @@ class ChatUniScale(BaseChatModel):
     ) -> Result:
         config = kwargs.pop("force_config", None)
         seed = kwargs.pop("seed", None)
+        model = kwargs.pop("model", self.model_name)
         if kwargs:
             raise TypeError(f"ChatUniScale got unexpected call options {sorted(kwargs)}")
         engine = self.uniscale
         return engine.run(
             to_chat(messages),
+            models=_pinned_models(engine, model),
             config=Config.parse(config) if isinstance(config, str) else config,
             stop=stop if stop is not None else (self.stop or ()),
             listeners=[_EventForwarder(run_manager) if run_manager is not None else _dispatch_to_enclosing_run],
@@ -196,6 +202,17 @@ class ChatUniScale(BaseChatModel):
             max_new_tokens=self.max_tokens,
             temperature=self.temperature,
         )
+
+
+def _pinned_models(engine: UniScale, model: str) -> list[str] | None:
+    """The space's models a ``model`` name allows: all for the router's name, else the one it names."""
+    if model == ROUTER_NAME:
+        return None
+    for name in engine.space.models:
+        if model in (name, engine.model_name(name)):
+            return [name]
+    known = [ROUTER_NAME, *engine.space.models, *(engine.model_name(m) for m in engine.space.models)]
+    raise ValueError(f"unknown model {model!r}: ChatUniScale takes one of {list(dict.fromkeys(known))}")
 
 
 def _dispatch_to_enclosing_run(event: Event) -> None:
