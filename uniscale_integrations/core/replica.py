@@ -30,7 +30,7 @@ from uniscale_integrations.core.bandit import LinUCB
 from uniscale_integrations.core.features import FloatArray
 from uniscale_integrations.core.records import LoggedFeedback
 from uniscale_integrations.core.space import ConfigSpace
-from uniscale_integrations.core.store import SQLiteStore
+from uniscale_integrations.core.store_base import PolicyStore
 from uniscale_integrations.errors import StoreError
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Replica:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: PolicyStore,
         space: ConfigSpace,
         actions: FloatArray,
         context_dim: int,

@@ -14,7 +14,8 @@ Tables (schema version :data:`SCHEMA_VERSION`, kept in ``meta``):
 The feedback log is the source of truth: the policy is the replay of its rows in ``seq``
 order (see :mod:`uniscale_integrations.core.replica`). One feedback is one transaction
 (``BEGIN IMMEDIATE``: check the decision is unresolved, mark it resolved, append the row),
-so a decision takes exactly one feedback even when many processes share the file.
+so a decision takes exactly one feedback even when many processes share the file. The
+SQL is shared with the PostgreSQL store (:mod:`uniscale_integrations.core.store_base`).
 
 The file runs in WAL mode, so readers never block the one writer. ``synchronous="full"``
 (the default) makes every commit survive a power cut; ``"normal"`` survives a crash of the
@@ -25,35 +26,18 @@ little-endian float64 bytes, their shapes implied by the dimensions kept beside 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import math
 import os
 import sqlite3
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
+from uniscale_integrations.core.store_base import EXPORT_FORMAT, SCHEMA_VERSION, PolicyStore
+from uniscale_integrations.errors import StoreCorruptError, StoreError
 
-from uniscale_integrations.core.records import Decision, LoggedFeedback, Outcome
-from uniscale_integrations.core.space import Config
-from uniscale_integrations.errors import (
-    DuplicateFeedbackError,
-    StoreCorruptError,
-    StoreError,
-    StoreVersionError,
-    UniScaleError,
-    UnknownDecisionError,
-)
+__all__ = ["EXPORT_FORMAT", "MEMORY", "SCHEMA_VERSION", "PolicyStore", "SQLiteStore", "Synchronous", "open_store"]
 
-logger = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-EXPORT_FORMAT = "uniscale-policy-store"
 MEMORY = ":memory:"
 Synchronous = Literal["full", "normal"]
 
@@ -92,10 +76,9 @@ _TABLES = (
         PRIMARY KEY (key, seq)
     )""",
 )
-_ARRAYS = ("A", "A_inv", "b", "theta")
 
 
-class SQLiteStore:
+class SQLiteStore(PolicyStore):
     """Decisions, the feedback log and policy snapshots in one SQLite file (WAL mode).
 
     ``path`` is a file (created if absent) or ``":memory:"``. Safe to share between
@@ -116,14 +99,11 @@ class SQLiteStore:
             raise TypeError(f"a store path must be a str or os.PathLike, got {type(path).__name__}")
         if synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', got {synchronous!r}")
-        self.path = str(path) if str(path) == MEMORY else str(Path(path).expanduser().absolute())
-        self.keep_queries = keep_queries
         self._timeout = timeout
         self._synchronous = synchronous
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._open()
-        self._pid = os.getpid()
-        self._inherited: list[sqlite3.Connection] = []
+        super().__init__(
+            str(path) if str(path) == MEMORY else str(Path(path).expanduser().absolute()), keep_queries=keep_queries
+        )
 
     # ------------------------------------------------------------------ opening
     def _open(self) -> sqlite3.Connection:
@@ -186,23 +166,14 @@ class SQLiteStore:
         if "meta" not in tables:
             raise sqlite3.DatabaseError(f"not a UniScale store (tables: {', '.join(sorted(tables)) or 'none'})")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
-        if version is None or version < 1:
-            raise sqlite3.DatabaseError(f"meta.schema_version is {row[0] if row else 'missing'}")
-        if version > SCHEMA_VERSION:
-            raise StoreVersionError(
-                f"store {self.path} has schema version {version}; this version of uniscale_integrations "
-                f"reads up to {SCHEMA_VERSION}. Upgrade uniscale_integrations to open it."
-            )
+        self._check_version(row[0] if row is not None else None)
 
-    # ------------------------------------------------------------------ plumbing
-    def _corrupt(self, problem: object) -> StoreCorruptError:
-        return StoreCorruptError(
-            f"the policy store {self.path} is damaged or is not a UniScale store ({problem}); nothing was changed. "
-            f"To recover: restore it from a backup or a JSON export (open a new store, then "
-            f"engine.import_json(export)); or salvage what SQLite can read with "
+    # ------------------------------------------------------------------ the backend's hooks
+    def _recovery_hint(self) -> str:
+        return (
+            f"{super()._recovery_hint()}; or salvage what SQLite can read with "
             f"`sqlite3 {self.path} .recover | sqlite3 {self.path}.recovered` and open the recovered file; "
-            f"or move the file away to start an empty store (what it learned is then lost)."
+            f"or move the file away to start an empty store (what it learned is then lost)"
         )
 
     @contextlib.contextmanager
@@ -222,247 +193,26 @@ class SQLiteStore:
             raise self._corrupt(exc) from exc
 
     def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"store {self.path} is closed")
-        if self._pid != os.getpid() and self.path != MEMORY:
-            # A forked child must not use its parent's connection: keep it untouched, open its own.
-            self._inherited.append(self._conn)
-            self._conn, self._pid = self._open(), os.getpid()
-        return self._conn
+        if self.path == MEMORY and self._conn is not None:
+            return self._conn  # a forked child keeps the in-memory database it was given
+        conn: sqlite3.Connection = super()._connection()
+        return conn
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._translated():
-            yield self._connection()
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")  # the writer lock, taken at once
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (``BEGIN IMMEDIATE``), committed or rolled back."""
-        with self._lock, self._translated():
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
+    def _end(self, conn: sqlite3.Connection, commit: bool) -> None:
+        if commit:
+            conn.execute("COMMIT")
+        elif conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
-    def close(self) -> None:
-        """Close the connection (idempotent); the file stays consistent whenever the process stops."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+    def _is_duplicate(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.IntegrityError)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self._synchronous!r})"
-
-    # ------------------------------------------------------------------ the config space
-    def attach(self, space: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Record ``space`` (JSON-able) as the store's config space; returns the previous one if it differed."""
-        text = json.dumps(space, sort_keys=True)
-        with self._transaction() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
-            if row is not None and row[0] == text:
-                return None
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('space', ?)", (text,))
-        return json.loads(row[0]) if row is not None else None
-
-    # ------------------------------------------------------------------ decisions and feedback
-    def record(self, decision: Decision, *, max_pending: int) -> list[str]:
-        """Store a decision; drops (and returns) the oldest pending ones beyond ``max_pending``."""
-        with self._transaction() as conn:
-            try:
-                conn.execute(
-                    "INSERT INTO decisions (id, config, context, cost, score, query_hash, query, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        decision.id,
-                        str(decision.config),
-                        _to_blob(decision.context),
-                        decision.cost,
-                        decision.score,
-                        decision.query_hash,
-                        decision.query if self.keep_queries else None,
-                        decision.created,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise StoreError(f"decision {decision.id} is already in store {self.path}") from exc
-            dropped = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT id FROM decisions WHERE resolved = 0 AND seq <= "
-                    "(SELECT seq FROM decisions WHERE resolved = 0 ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                    (max_pending,),
-                )
-            ]
-            conn.executemany("DELETE FROM decisions WHERE id = ?", [(d,) for d in dropped])
-        return dropped
-
-    def resolve(self, decision_id: str, judge: Callable[[Decision], Outcome]) -> Outcome:
-        """Apply ``judge`` to a pending decision and log its outcome, all in one transaction.
-
-        Raises :class:`UnknownDecisionError` or :class:`DuplicateFeedbackError` (nothing is
-        written then), or whatever ``judge`` raises (nothing is written either).
-        """
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id, config, context, cost, score, query_hash, created, resolved FROM decisions WHERE id = ?",
-                (decision_id,),
-            ).fetchone()
-            if row is None:
-                raise UnknownDecisionError(f"unknown decision id {decision_id!r}")
-            if row[7]:
-                raise DuplicateFeedbackError(f"decision {decision_id} already received its feedback")
-            outcome = judge(self._decision(row))
-            changed = conn.execute("UPDATE decisions SET resolved = 1 WHERE id = ? AND resolved = 0", (decision_id,))
-            if changed.rowcount != 1:  # cannot happen inside BEGIN IMMEDIATE; guard all the same
-                raise DuplicateFeedbackError(f"decision {decision_id} already received its feedback")
-            conn.execute(
-                "INSERT INTO feedback (decision_id, reward, correct, score, created) VALUES (?, ?, ?, ?, ?)",
-                (decision_id, outcome.reward, outcome.correct, outcome.score, time.time()),
-            )
-        return outcome
-
-    def _decision(self, row: tuple[Any, ...]) -> Decision:
-        try:
-            return Decision(
-                id=row[0],
-                config=Config.parse(row[1]),
-                context=_from_blob(row[2]),
-                cost=row[3],
-                score=row[4],
-                query_hash=row[5],
-                created=row[6],
-            )
-        except (ValueError, TypeError, UniScaleError) as exc:
-            raise self._corrupt(f"decision {row[0]!r} is invalid: {exc}") from exc
-
-    def feedback_since(self, seq: int, limit: int = 10_000) -> list[LoggedFeedback]:
-        """Up to ``limit`` rows of the feedback log after ``seq``, in log order."""
-        with self._reading() as conn:
-            rows = conn.execute(
-                "SELECT f.seq, f.decision_id, d.config, d.context, f.reward FROM feedback AS f "
-                "JOIN decisions AS d ON d.id = f.decision_id WHERE f.seq > ? ORDER BY f.seq LIMIT ?",
-                (seq, limit),
-            ).fetchall()
-        logged = []
-        for row in rows:
-            if not (isinstance(row[4], float) and math.isfinite(row[4]) and isinstance(row[3], bytes)):
-                raise self._corrupt(f"feedback row {row[0]} is invalid")
-            logged.append(LoggedFeedback(row[0], row[1], row[2], _from_blob(row[3]), row[4]))
-        return logged
-
-    def counts(self) -> dict[str, int]:
-        """Numbers of decisions, pending decisions and feedback rows."""
-        with self._reading() as conn:
-            decisions, resolved = conn.execute("SELECT count(*), coalesce(sum(resolved), 0) FROM decisions").fetchone()
-            feedback = conn.execute("SELECT count(*) FROM feedback").fetchone()[0]
-        return {"decisions": int(decisions), "pending": int(decisions - resolved), "feedback": int(feedback)}
-
-    # ------------------------------------------------------------------ snapshots
-    def save_snapshot(self, key: str, seq: int, state: Mapping[str, Any]) -> None:
-        """Keep ``state`` (a :meth:`LinUCB.state_dict`) as the replay of the log up to ``seq``."""
-        scalars = {k: v for k, v in state.items() if k not in _ARRAYS}
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshots (key, seq, scalars, A, A_inv, b, theta, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, seq, json.dumps(scalars), *(_to_blob(state[k]) for k in _ARRAYS), time.time()),
-            )
-            conn.execute("DELETE FROM snapshots WHERE key = ? AND seq < ?", (key, seq))
-
-    def load_snapshot(self, key: str) -> tuple[int, dict[str, Any]] | None:
-        """The latest snapshot for ``key`` as ``(seq, state)``; ``None`` if there is none.
-
-        The state is not validated here (``LinUCB.from_state`` does that).
-        """
-        with self._reading() as conn:
-            row = conn.execute(
-                "SELECT seq, scalars, A, A_inv, b, theta FROM snapshots WHERE key = ? ORDER BY seq DESC LIMIT 1",
-                (key,),
-            ).fetchone()
-        if row is None:
-            return None
-        state: dict[str, Any] = json.loads(row[1])
-        dim = int(state["dim"])
-        for name, blob in zip(_ARRAYS, row[2:], strict=True):
-            state[name] = _from_blob(blob).reshape((dim, dim) if name.startswith("A") else (dim,))
-        return int(row[0]), state
-
-    # ------------------------------------------------------------------ export and import
-    def export(self) -> dict[str, Any]:
-        """Everything but the snapshots as JSON-able data (the feedback log in log order)."""
-        with self._reading() as conn:
-            space = conn.execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
-            decisions = conn.execute(
-                "SELECT id, config, context, cost, score, query_hash, query, created, resolved "
-                "FROM decisions ORDER BY seq"
-            ).fetchall()
-            feedback = conn.execute(
-                "SELECT decision_id, reward, correct, score, created FROM feedback ORDER BY seq"
-            ).fetchall()
-        return {
-            "format": EXPORT_FORMAT,
-            "schema_version": SCHEMA_VERSION,
-            "space": json.loads(space[0]) if space is not None else None,
-            "decisions": [
-                {
-                    "id": d[0],
-                    "config": d[1],
-                    "context": _from_blob(d[2]).tolist(),
-                    "cost": d[3],
-                    "score": d[4],
-                    "query_hash": d[5],
-                    "query": d[6],
-                    "created": d[7],
-                    "resolved": bool(d[8]),
-                }
-                for d in decisions
-            ],
-            "feedback": [
-                {"decision_id": f[0], "reward": f[1], "correct": f[2], "score": f[3], "created": f[4]} for f in feedback
-            ],
-        }
-
-    def import_(self, data: Any, source: str) -> int:
-        """Load an :meth:`export` into this store, which must hold no decisions; returns the feedback count.
-
-        Everything is checked before anything is written; a bad entry raises
-        :class:`StoreError` naming ``source`` and the entry.
-        """
-        decisions, feedback = _parse_export(data, source)
-        with self._transaction() as conn:
-            held = int(conn.execute("SELECT count(*) FROM decisions").fetchone()[0])
-            if held:
-                raise StoreError(f"cannot import {source}: store {self.path} already holds {held} decisions")
-            conn.executemany(
-                "INSERT INTO decisions (id, config, context, cost, score, query_hash, query, created, resolved) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        d.id,
-                        str(d.config),
-                        _to_blob(d.context),
-                        d.cost,
-                        d.score,
-                        d.query_hash,
-                        d.query if self.keep_queries else None,
-                        d.created,
-                        int(d.id in feedback),
-                    )
-                    for d in decisions
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO feedback (decision_id, reward, correct, score, created) VALUES (?, ?, ?, ?, ?)",
-                [(i, o.reward, o.correct, o.score, created) for i, (o, created) in feedback.items()],
-            )
-        return len(feedback)
 
 
 def _create_tables(conn: sqlite3.Connection) -> None:
@@ -473,67 +223,16 @@ def _create_tables(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
-def _to_blob(array: np.ndarray) -> bytes:
-    return np.ascontiguousarray(array, dtype="<f8").tobytes()
+def open_store(store: str | os.PathLike[str] | PolicyStore | None) -> PolicyStore:
+    """The store an engine's ``store=`` names: a store as given, ``None`` (in memory), a
+    ``postgresql://`` URL (:class:`~uniscale_integrations.core.store_postgres.PostgresStore`,
+    needs the ``postgres`` extra) or an SQLite file."""
+    if isinstance(store, PolicyStore):
+        return store
+    if store is None:
+        return SQLiteStore(MEMORY)
+    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
+        from uniscale_integrations.core.store_postgres import PostgresStore
 
-
-def _from_blob(blob: bytes) -> np.ndarray:
-    if not isinstance(blob, bytes) or len(blob) % 8:
-        raise ValueError("an array blob must hold whole float64 numbers")
-    return np.frombuffer(blob, dtype="<f8").astype(np.float64)
-
-
-def _parse_export(data: Any, source: str) -> tuple[list[Decision], dict[str, tuple[Outcome, float]]]:
-    """Decisions and, by decision id in log order, ``(outcome, time)`` of an export; ``StoreError`` if invalid."""
-
-    def bad(what: str) -> StoreError:
-        return StoreError(f"cannot import {source}: {what}")
-
-    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
-        raise bad(f"not a UniScale store export (expected format {EXPORT_FORMAT!r})")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise bad(f"schema_version must be a positive integer, got {version!r}")
-    if version > SCHEMA_VERSION:
-        raise StoreVersionError(
-            f"cannot import {source}: it has schema version {version}; this version reads up to "
-            f"{SCHEMA_VERSION}. Upgrade uniscale_integrations."
-        )
-    if not isinstance(data.get("decisions"), list) or not isinstance(data.get("feedback"), list):
-        raise bad("'decisions' and 'feedback' must be lists")
-    decisions: list[Decision] = []
-    for i, entry in enumerate(data["decisions"]):
-        try:
-            query = entry.get("query")
-            if query is not None and not isinstance(query, str):
-                raise TypeError("query must be a string or null")
-            decisions.append(
-                Decision(
-                    id=entry["id"],
-                    config=Config.parse(entry["config"]),
-                    context=np.asarray(entry["context"], dtype=np.float64),
-                    cost=entry["cost"],
-                    score=entry["score"],
-                    query_hash=str(entry["query_hash"]),
-                    query=query,
-                    created=float(entry["created"]),
-                )
-            )
-        except (KeyError, TypeError, ValueError, AttributeError, UniScaleError) as exc:
-            raise bad(f"decisions[{i}] is invalid: {exc}") from None
-    known = {d.id for d in decisions}
-    if len(known) != len(decisions):
-        raise bad("a decision id appears twice")
-    feedback: dict[str, tuple[Outcome, float]] = {}
-    for i, entry in enumerate(data["feedback"]):
-        try:
-            decision_id = entry["decision_id"]
-            if decision_id not in known:
-                raise ValueError(f"decision {decision_id!r} is not among the decisions")
-            if decision_id in feedback:
-                raise ValueError(f"decision {decision_id} has a second feedback")
-            outcome = Outcome(entry["reward"], entry["correct"], entry["score"])
-            feedback[decision_id] = (outcome, float(entry["created"]))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise bad(f"feedback[{i}] is invalid: {exc}") from None
-    return decisions, feedback
+        return PostgresStore(store)
+    return SQLiteStore(store)

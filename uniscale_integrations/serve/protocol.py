@@ -1,0 +1,269 @@
+"""The OpenAI wire format: requests in, completions, stream chunks and errors out.
+
+Responses follow OpenAI's chat completion objects field for field, plus one top-level
+field, ``"uniscale"``, with the decision: chosen config, the model that answered, eFLOPs,
+verifier score, decision id and the policy's estimate (OpenAI clients keep unknown fields:
+the Python client in ``model_extra``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from uniscale_integrations.core.engine import Result, UniScale
+from uniscale_integrations.core.records import checked_decision_id
+from uniscale_integrations.errors import UnknownDecisionError
+
+ID_PREFIX = "chatcmpl-"
+"""A response id is this prefix and the decision id: ``chatcmpl-<32 hex digits>``."""
+EXTRA_KEY = "uniscale"
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_MAX_STOP = 4
+
+
+class APIError(Exception):
+    """An error to send as OpenAI's ``{"error": {...}}`` body with an HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, kind=self.kind, param=self.param, code=self.code)
+
+
+def error_body(message: str, *, kind: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+# ---------------------------------------------------------------------- requests
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class UniScaleOptions(BaseModel):
+    """UniScale's own request options (send them with the OpenAI client's ``extra_body``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str | None = None
+    """Force a configuration, e.g. ``"S/qp1/cp2/bs1"`` (debugging, benchmarks)."""
+
+
+class ChatCompletionRequest(BaseModel):
+    """The fields of OpenAI's request that UniScale honours; others are accepted and ignored
+    (sampling knobs such as ``top_p``) or refused (``tools``, ``n > 1``, ``logprobs``)."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    logprobs: bool | None = None
+    response_format: dict[str, Any] | None = None
+    uniscale: UniScaleOptions | None = None
+
+    def chat(self) -> list[dict[str, str]]:
+        """The engine's chat: system/developer, user and assistant messages with text content."""
+        chat = []
+        for i, message in enumerate(self.messages):
+            role = _ROLES.get(message.role)
+            if role is None:
+                raise APIError(
+                    400,
+                    f"messages[{i}]: role {message.role!r} is not supported; UniScale takes system, developer, "
+                    "user and assistant messages (it has no tool calling)",
+                    param=f"messages[{i}].role",
+                )
+            chat.append({"role": role, "content": _text(message.content, i)})
+        if not any(m["role"] == "user" for m in chat):
+            raise APIError(400, "the conversation has no user message to answer", param="messages")
+        return chat
+
+    def max_new_tokens(self, limit: int) -> int | None:
+        """``max_completion_tokens`` (or the older ``max_tokens``): new tokens per searched path."""
+        value, param = (
+            (self.max_completion_tokens, "max_completion_tokens")
+            if self.max_completion_tokens is not None
+            else (self.max_tokens, "max_tokens")
+        )
+        if value is not None and value > limit:
+            raise APIError(400, f"{param} is {value}; this server allows at most {limit}", param=param)
+        return value
+
+    def stop_strings(self) -> list[str]:
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or ())
+        if len(stops) > _MAX_STOP:
+            raise APIError(400, f"stop takes at most {_MAX_STOP} sequences, got {len(stops)}", param="stop")
+        if any(not s for s in stops):
+            raise APIError(400, "stop sequences must be non-empty strings", param="stop")
+        return stops
+
+    def check_supported(self) -> None:
+        """Refuse what UniScale cannot honour rather than silently answering something else."""
+        if self.n is not None and self.n != 1:
+            raise APIError(400, "n must be 1: UniScale returns the one answer its search chose", param="n")
+        if self.tools or self.functions:
+            raise APIError(400, "tool calling is not supported by UniScale's local models", param="tools")
+        if self.logprobs:
+            raise APIError(400, "logprobs are not supported", param="logprobs")
+        if self.response_format is not None and self.response_format.get("type", "text") != "text":
+            raise APIError(400, "only the text response format is supported", param="response_format")
+        if self.stream_options is not None and not self.stream:
+            raise APIError(400, "stream_options is only allowed when stream is true", param="stream_options")
+
+
+class FeedbackRequest(BaseModel):
+    """Feedback for one response: ``correct`` (bool or [0, 1]) and/or ``score`` ([0, 1])."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str
+    """The response id (``chatcmpl-...``) or its bare decision id."""
+    correct: bool | float | None = None
+    score: float | None = None
+    model: str | None = None
+    """The served model that answered; optional (the id finds it)."""
+
+    def decision_id(self) -> str:
+        text = self.id.removeprefix(ID_PREFIX)
+        try:
+            return checked_decision_id(text)
+        except UnknownDecisionError:
+            raise APIError(
+                422, f"{self.id!r} is not a response id: ids are '{ID_PREFIX}' and 32 hex digits", param="id"
+            ) from None
+
+
+def _text(content: str | list[dict[str, Any]] | None, index: int) -> str:
+    if content is None:
+        raise APIError(400, f"messages[{index}] has no content", param=f"messages[{index}].content")
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise APIError(
+                400,
+                f"messages[{index}]: UniScale takes text only; got a {part.get('type')!r} content part",
+                param=f"messages[{index}].content",
+            )
+        parts.append(part["text"])
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------- responses
+def response_id(result: Result) -> str:
+    return ID_PREFIX + result.decision_id
+
+
+def record(engine: UniScale, result: Result) -> dict[str, Any]:
+    """UniScale's record of the decision (the keys of ``ChatUniScale``'s ``response_metadata["uniscale"]``)."""
+    estimate = result.estimate
+    return {
+        "decision_id": result.decision_id,
+        "config": str(result.config),
+        "model": engine.model_name(result.config.model),
+        "eflops": result.eflops,
+        "verifier_eflops": result.verifier_eflops,
+        "cost": result.cost,
+        "score": result.score,
+        "answer": result.answer,
+        "seconds": result.seconds,
+        "estimate": None if estimate is None else {k: v for k, v in asdict(estimate).items() if k != "config"},
+        "paths": len(result.paths),
+        "pruned": sum(p.status == "pruned" for p in result.paths),
+        "budget_exhausted": result.budget_exhausted,
+    }
+
+
+def usage(result: Result) -> dict[str, int]:
+    """Tokens of every path and verifier call (what the search really computed)."""
+    u = result.usage
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
+
+
+def finish_reason(result: Result) -> Literal["stop", "length"]:
+    """``"length"`` when the path that gave the answer ran out of new tokens (or of budget)."""
+    winner = next((p for p in result.paths if p.finished and p.text == result.text), None)
+    return "length" if winner is not None and winner.status in ("length", "budget") else "stop"
+
+
+def completion(engine: UniScale, result: Result, model: str, created: int | None = None) -> dict[str, Any]:
+    """A ``chat.completion`` object."""
+    return {
+        "id": response_id(result),
+        "object": "chat.completion",
+        "created": created if created is not None else int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason(result),
+            }
+        ],
+        "usage": usage(result),
+        EXTRA_KEY: record(engine, result),
+    }
+
+
+def chunks(
+    engine: UniScale, result: Result, model: str, *, include_usage: bool, created: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """``chat.completion.chunk`` objects: the role, the answer piece by piece, the finish reason
+    (with UniScale's record), then the usage when asked (``choices`` empty, OpenAI's convention)."""
+    base = {
+        "id": response_id(result),
+        "object": "chat.completion.chunk",
+        "created": created if created is not None else int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+    }
+    extra = {"usage": None} if include_usage else {}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**base, "choices": [choice], **extra, **more}
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in _PIECES.findall(result.text):
+        yield chunk({"content": piece})
+    yield chunk({}, finish_reason(result), **{EXTRA_KEY: record(engine, result)})
+    if include_usage:
+        yield {**base, "choices": [], "usage": usage(result), EXTRA_KEY: record(engine, result)}

@@ -1,0 +1,118 @@
+"""What ``uniscale serve`` serves: the modes, the model ladder, the search grid, the store, the limits.
+
+The settings travel to every worker process as JSON (``uvicorn`` starts workers by import
+string), so they are plain data: :meth:`ServeSettings.to_json` / :meth:`ServeSettings.from_json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import get_args
+
+from uniscale_integrations.core.reward import Mode
+
+MODEL_PREFIX = "uniscale-"
+"""A served model's name is this prefix and the mode it selects: ``uniscale-cost-sensitive``."""
+MODES: tuple[Mode, ...] = get_args(Mode)
+SETTINGS_ENV = "UNISCALE_SERVE_SETTINGS"
+"""Environment variable through which a worker process receives its settings (JSON)."""
+LOG_LEVEL_ENV = "UNISCALE_SERVE_LOG_LEVEL"
+"""Environment variable with a worker process's logging level."""
+
+
+def model_name(mode: str) -> str:
+    """The served model name of a mode."""
+    return f"{MODEL_PREFIX}{mode}"
+
+
+def is_postgres(store: str) -> bool:
+    """Whether a ``--store`` value names a PostgreSQL database rather than an SQLite file."""
+    return store.startswith(("postgresql://", "postgres://"))
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """One engine per mode; every engine shares the model ladder, the grid and the executor.
+
+    ``store``: ``None`` (each engine in memory, lost with the process), an SQLite file path,
+    or a PostgreSQL URL. A store holds one policy, and the reward weights differ between
+    modes, so each mode keeps its own log: with one mode the file is ``store`` itself, with
+    several it is ``store`` with the mode before the suffix (``uniscale.quality-first.db``);
+    on PostgreSQL each mode has its own schema (``uniscale_quality_first``).
+    """
+
+    modes: tuple[str, ...] = MODES
+    models: tuple[str, ...] | None = None
+    qp: tuple[int, ...] = (1, 2)
+    cp: tuple[int, ...] = (1, 4)
+    bs: tuple[int, ...] = (1,)
+    max_new_tokens: int = 128
+    """Default new tokens per path; a request's ``max_tokens`` overrides it, up to ``max_tokens_limit``."""
+    max_tokens_limit: int = 1024
+    instruction: str | None = None
+    system_prompt: str | None = None
+    seed: int = 0
+    store: str | None = None
+    synchronous: str = "full"
+    """SQLite stores: ``"full"`` (every commit survives a power cut) or ``"normal"``."""
+    api_key: str | None = field(default=None, repr=False)
+    """When set, every request must send ``Authorization: Bearer <api_key>``."""
+    max_concurrency: int = 4
+    """Searches running at once per worker; further requests wait their turn."""
+    warmup: bool = True
+    """Load the models and the query encoder before accepting requests."""
+
+    def __post_init__(self) -> None:
+        if not self.modes:
+            raise ValueError("serve at least one mode")
+        unknown = [m for m in self.modes if m not in MODES]
+        if unknown:
+            raise ValueError(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"a mode is listed twice: {', '.join(self.modes)}")
+        for name in ("max_new_tokens", "max_tokens_limit", "max_concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_new_tokens > self.max_tokens_limit:
+            raise ValueError(
+                f"max_new_tokens ({self.max_new_tokens}) exceeds max_tokens_limit ({self.max_tokens_limit})"
+            )
+        if self.synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', got {self.synchronous!r}")
+
+    @property
+    def model_names(self) -> list[str]:
+        return [model_name(m) for m in self.modes]
+
+    def store_for(self, mode: str) -> str | None:
+        """The store of one mode's engine (see the class docstring)."""
+        if self.store is None or is_postgres(self.store) or len(self.modes) == 1:
+            return self.store
+        path = Path(self.store)
+        return str(path.with_name(f"{path.stem}.{mode}{path.suffix}"))
+
+    def schema_for(self, mode: str) -> str:
+        """The PostgreSQL schema of one mode's engine."""
+        return "uniscale_" + mode.replace("-", "_")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        data = json.loads(text)
+        for key in ("modes", "models", "qp", "cp", "bs"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        text = os.environ.get(SETTINGS_ENV)
+        if not text:
+            raise RuntimeError(f"{SETTINGS_ENV} is not set: start the server with `uniscale serve`")
+        return cls.from_json(text)
