@@ -4,9 +4,11 @@ Run from the repository root::
 
     python benchmarks/adapter_overhead.py            # S model, 8 queries x 3 rounds
 
-Every query runs through ``engine.run`` and through ``ChatUniScale.invoke`` with the same
+Every query runs through ``engine.run``, ``ChatUniScale.invoke`` (LangChain) and
+``UniScaleLLM.complete`` (LlamaIndex) with the same
 forced configuration and the same seed, so both do the same generation; the calls are
-interleaved (direct, adapter, direct, ...) so that machine noise hits both alike. The
+interleaved query by query, in an order rotated from query to query (so that machine noise and
+any first-in-line effect hit every path alike). The
 overhead is the median over calls of the paired ratio (adapter / direct of the same query
 and seed) minus one, which a noisy neighbour stealing the CPU for one call cannot swing;
 the ratio of total wall times and the difference of medians are reported beside it.
@@ -25,6 +27,7 @@ from _results import write_section
 
 from uniscale_integrations import Config, UniScale
 from uniscale_integrations.langchain import ChatUniScale
+from uniscale_integrations.llama_index import UniScaleLLM
 
 HERE = Path(__file__).resolve().parent
 QUERIES = (
@@ -48,9 +51,11 @@ def _timed(call: Callable[[], object]) -> float:
 def measure(engine: UniScale, config: Config, queries: Sequence[str], rounds: int) -> dict[str, list[float]]:
     """Seconds per call of the direct engine and of each adapter, interleaved query by query."""
     chat = ChatUniScale(engine=engine)
+    llm = UniScaleLLM(engine=engine)
     calls: dict[str, Callable[[str, int], object]] = {
         "engine.run": lambda q, seed: engine.run(q, config=config, seed=seed),
         "ChatUniScale.invoke": lambda q, seed: chat.invoke(q, force_config=str(config), seed=seed),
+        "UniScaleLLM.complete": lambda q, seed: llm.complete(q, config=str(config), seed=seed),
     }
     times: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():  # warm-up: model load, encoder load, first-call costs
@@ -58,7 +63,10 @@ def measure(engine: UniScale, config: Config, queries: Sequence[str], rounds: in
     for round_index in range(rounds):
         for i, query in enumerate(queries):
             seed = round_index * len(queries) + i
-            for name, call in calls.items():
+            names = list(calls)
+            shift = seed % len(names)  # rotate the order, so no path always runs first
+            for name in names[shift:] + names[:shift]:
+                call = calls[name]
                 times[name].append(_timed(lambda call=call, q=query, s=seed: call(q, s)))  # type: ignore[misc]
     return times
 
