@@ -1,4 +1,4 @@
-"""The ``uniscale`` command: ``ask`` one question, or ``learn`` online over a question stream."""
+"""The ``uniscale`` command: ``ask`` one question, ``learn`` online over a question stream, or ``bench``."""
 
 from __future__ import annotations
 
@@ -131,6 +131,18 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from uniscale_integrations.bench.command import run
+
+    return run(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from uniscale_integrations.serve.command import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uniscale", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -153,6 +165,28 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--style", choices=sorted(STYLES), default="brief", help="instruction added to each question")
     learn.add_argument("--log", type=Path, help="write one JSON line per query here")
     learn.set_defaults(func=cmd_learn)
+
+    from uniscale_integrations.bench.command import add_arguments
+
+    bench = sub.add_parser(
+        "bench",
+        help="the benchmark: replay every policy over an outcome table, report goals, frontier and plots",
+        description="Replays UniScale and its baselines over the shipped outcome table (or --table) and writes "
+        "JSON/CSV/Markdown/PNG results; --collect regenerates the table with real models; --live N runs the real loop.",
+    )
+    add_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    from uniscale_integrations.serve.command import add_arguments as add_serve_arguments
+
+    serve = sub.add_parser(
+        "serve",
+        help="an OpenAI-compatible HTTP server: /v1/chat/completions, /v1/models, /v1/feedback",
+        description="Serves one UniScale engine per mode as OpenAI models (uniscale-cost-sensitive, "
+        "uniscale-quality-first); needs the serve extra. See docs/serve.md.",
+    )
+    add_serve_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -1,12 +1,13 @@
 """Question streams with automatic checking, from reasoning-gym's procedural generators.
 
 Five difficulty tiers (tuned so that the offline ladder's configurations win on
-different ones; see docs/benchmark.md): easy and hard chain sums, three-term
+different ones; see docs/bench.md): easy and hard chain sums, three-term
 arithmetic, leg counting and GSM8K-style word problems.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,3 +77,28 @@ def mixed_stream(size: int, seed: int = 0, tiers: Sequence[str] | None = None) -
     pool = [q for i, tier in enumerate(tiers) for q in tier_questions(tier, per_tier, seed * 1000 + i)]
     order = np.random.default_rng(seed).permutation(len(pool))
     return [pool[i] for i in order[:size]]
+
+
+SPLITS = ("tune", "test")
+"""A benchmark's questions are either for tuning (never reported) or for the reported test."""
+
+
+def assign_splits(questions: Sequence[Question], tune_share: float, seed: int = 0) -> dict[str, str]:
+    """Each question's split, ``"tune"`` or ``"test"``, stratified by tier and reproducible.
+
+    Within each tier, ``round(tune_share * n)`` questions go to the tuning split, chosen by a
+    seeded hash of their ids (so the split of a question does not depend on the order of the
+    stream, and a resumed collection assigns the same splits).
+    """
+    if not 0.0 <= tune_share < 1.0:
+        raise ValueError(f"tune_share must lie in [0, 1), got {tune_share}")
+    by_tier: dict[str, list[str]] = {}
+    for question in questions:
+        by_tier.setdefault(question.tier, []).append(question.id)
+    splits: dict[str, str] = {}
+    for ids in by_tier.values():
+        ranked = sorted(dict.fromkeys(ids), key=lambda i: (zlib.crc32(f"{seed}/{i}".encode()), i))
+        n_tune = round(tune_share * len(ranked))
+        for rank, question_id in enumerate(ranked):
+            splits[question_id] = SPLITS[0] if rank < n_tune else SPLITS[1]
+    return splits

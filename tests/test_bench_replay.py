@@ -1,0 +1,203 @@
+"""Replay mechanics on a small hand-made outcome table whose best choices are known."""
+
+import numpy as np
+import pytest
+
+from uniscale_integrations.bench.evaluate import BenchSettings, evaluate
+from uniscale_integrations.bench.outcomes import OutcomeRow, OutcomeTable, QuestionRow, TableMeta
+from uniscale_integrations.bench.replay import (
+    BEST_FIXED,
+    BEST_PER_TIER,
+    ORACLE,
+    UNISCALE,
+    PolicySpec,
+    best_fixed_arm,
+    best_per_tier_arms,
+    replay,
+    routing_arms,
+    run_policy,
+    standard_specs,
+    stream,
+    tts_arms,
+    uniscale,
+)
+from uniscale_integrations.bench.synthetic import synthetic_table
+from uniscale_integrations.core.bandit import LinUCB
+from uniscale_integrations.core.reward import RewardWeights
+from uniscale_integrations.core.space import ConfigSpace
+
+CONFIGS = ("S/qp1/cp1/bs1", "M/qp1/cp1/bs1", "M/qp1/cp4/bs1")
+COST = (0.05, 0.3, 0.9)
+# Tier "a": only S is needed (all right); tier "b": only M with 4 candidates is right.
+RIGHT = {"a": (True, True, True), "b": (False, False, True)}
+COST_SENSITIVE = RewardWeights.preset("cost-sensitive")
+
+
+def hand_table(per_tier: int = 6, es_off: bool = True) -> OutcomeTable:
+    space = ConfigSpace.grid(("S", "M"), (1,), (1, 4))
+    space = ConfigSpace([c for c in space if str(c) in CONFIGS])
+    z = space.with_costs(dict(zip(space, COST, strict=True))).features()
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    rng = np.random.default_rng(0)
+    questions, outcomes = [], []
+    for tier, centre in (("a", [1.0, 1.0, 0.0]), ("b", [1.0, 0.0, 1.0])):
+        for i in range(per_tier):
+            context = np.asarray(centre) + np.r_[0.0, 0.05 * rng.normal(size=2)]
+            qid = f"{tier}{i}"
+            questions.append(
+                QuestionRow(qid, tier, "test", f"question {qid}", "1", tuple(context / np.linalg.norm(context)))
+            )
+            for a, config in enumerate(CONFIGS):
+                for es in (True, False) if es_off else (True,):
+                    factor = 1.0 if es or a == 0 else 1.5
+                    outcomes.append(
+                        OutcomeRow(
+                            qid,
+                            config,
+                            es,
+                            "1",
+                            RIGHT[tier][a],
+                            0.5,
+                            1e11 * (a + 1) * factor,
+                            min(1.0, COST[a] * factor),
+                            10,
+                            10,
+                            0.1,
+                        )
+                    )
+    meta = TableMeta(CONFIGS, tuple(tuple(r) for r in z), (True, False) if es_off else (True,), {})
+    return OutcomeTable(meta, questions, outcomes)
+
+
+def test_known_best_fixed_and_best_per_tier() -> None:
+    table = hand_table()
+    everything = np.arange(table.n_questions)
+    assert best_per_tier_arms(table, COST_SENSITIVE, everything) == {"a": 0, "b": 2}
+    # Per question, cost-sensitive: S earns .6/.1*.5/.3*.95 on a and only .335 on b; M/cp4 earns .68 on both.
+    rewards = table.rewards(COST_SENSITIVE)
+    assert rewards[0].tolist() == pytest.approx([0.935, 0.86, 0.68])
+    assert rewards[-1].tolist() == pytest.approx([0.335, 0.26, 0.68])
+    assert best_fixed_arm(table, COST_SENSITIVE, everything) == 2  # (0.935 + 0.335) / 2 < 0.68
+
+
+def test_oracle_beats_every_fixed_config_and_the_hindsight_references() -> None:
+    table = hand_table()
+    specs = standard_specs(table, alpha=0.5, tts_model="M")
+    result = replay(table, specs, COST_SENSITIVE, seeds=(0, 1, 2), length=120)
+    for seed in result.seeds:
+        total = {name: float(result.traces[name][seed].reward.sum()) for name in result.names}
+        fixed = {name: value for name, value in total.items() if name.startswith("Fixed ")}
+        assert total[BEST_FIXED] == pytest.approx(max(fixed.values()))
+        assert total[BEST_PER_TIER] >= total[BEST_FIXED] - 1e-9
+        assert all(total[ORACLE] >= value - 1e-9 for value in total.values())
+        # Here the tiers are pure, so the best config per tier is the Oracle.
+        assert total[ORACLE] == pytest.approx(total[BEST_PER_TIER])
+
+
+def test_uniscale_learns_to_route_each_tier() -> None:
+    table = hand_table()
+    trace = replay(table, [PolicySpec(UNISCALE, uniscale(0.5))], COST_SENSITIVE, seeds=(0,), length=400).traces[
+        UNISCALE
+    ][0]
+    late = slice(300, 400)
+    tiers = table.tier_index[trace.questions[late]]
+    arms = trace.arms[late]
+    assert (arms[tiers == 0] == 0).mean() > 0.9  # S on tier a
+    assert (arms[tiers == 1] == 2).mean() > 0.9  # M/cp4 on tier b
+    assert trace.correct[late].mean() > 0.9
+
+
+def test_replay_is_deterministic_per_seed_and_seeds_differ() -> None:
+    table = hand_table()
+    specs = standard_specs(table, alpha=0.5, tts_model="M")
+    first = replay(table, specs, COST_SENSITIVE, seeds=(3,), length=60)
+    second = replay(table, specs, COST_SENSITIVE, seeds=(3,), length=60)
+    for name in first.names:
+        assert first.traces[name][3].arms.tolist() == second.traces[name][3].arms.tolist(), name
+    other = replay(table, specs, COST_SENSITIVE, seeds=(4,), length=60)
+    assert other.streams[4].tolist() != first.streams[3].tolist()
+
+
+def test_stream_is_a_permutation_or_draws_with_replacement() -> None:
+    assert sorted(stream(7, 7, seed=1).tolist()) == list(range(7))
+    assert len(set(stream(7, 4, seed=1).tolist())) == 4
+    long = stream(7, 500, seed=1)
+    assert long.size == 500
+    assert set(long.tolist()) == set(range(7))
+    with pytest.raises(ValueError, match="positive"):
+        stream(0, 5, seed=1)
+
+
+def test_restricted_policies_choose_only_their_configs() -> None:
+    table = hand_table()
+    assert tts_arms(table, "M") == (1, 2)
+    assert routing_arms(table) == (0, 1)
+    specs = standard_specs(table, alpha=0.5, tts_model="M")
+    result = replay(table, specs, COST_SENSITIVE, seeds=(0,), length=100)
+    assert set(result.traces["UniScale TTS-only (M)"][0].arms.tolist()) <= {1, 2}
+    assert set(result.traces["UniScale routing-only"][0].arms.tolist()) <= {0, 1}
+
+
+def test_replay_runs_the_core_bandit_unchanged() -> None:
+    """The replay's UniScale makes exactly the choices a hand-written loop over core LinUCB makes."""
+    table = hand_table()
+    questions = stream(table.n_questions, 80, seed=5)
+    trace = run_policy(table, PolicySpec(UNISCALE, uniscale(0.7)), COST_SENSITIVE, questions, seed=5)
+    bandit = LinUCB(table.action_features.shape[1] * table.contexts.shape[1], alpha=0.7)
+    rewards = table.rewards(COST_SENSITIVE)
+    arms = []
+    for q in questions:
+        features = table.features(int(q))
+        arm = bandit.select(features)
+        bandit.update(features.row(arm), rewards[q, arm])
+        arms.append(arm)
+    assert trace.arms.tolist() == arms
+
+
+def test_an_ablation_learns_from_its_weights_but_is_scored_by_the_mode() -> None:
+    table = hand_table()
+    questions = stream(table.n_questions, 200, seed=0)
+    no_cost = RewardWeights(correct=0.6, score=0.1, cost=0.0)
+    trace = run_policy(table, PolicySpec("w3=0", uniscale(0.5), learn=no_cost), COST_SENSITIVE, questions, seed=0)
+    scored = table.rewards(COST_SENSITIVE)[questions, trace.arms]
+    assert trace.reward.tolist() == pytest.approx(scored.tolist())
+    aware = run_policy(table, PolicySpec(UNISCALE, uniscale(0.5)), COST_SENSITIVE, questions, seed=0)
+    tier_a = table.tier_index[questions[100:]] == 0
+    # Blind to cost, it has no reason to prefer the cheap S on tier a; the cost-aware policy does.
+    assert (aware.arms[100:][tier_a] == 0).mean() > 0.9
+    assert (trace.arms[100:][tier_a] == 0).mean() < 0.7
+    assert trace.eflops.mean() > aware.eflops.mean()
+
+
+def test_without_early_stopping_a_policy_lives_with_those_outcomes() -> None:
+    table = hand_table()
+    questions = stream(table.n_questions, 30, seed=0)
+    trace = run_policy(table, PolicySpec("off", uniscale(0.5), early_stopping=False), COST_SENSITIVE, questions, 0)
+    assert trace.eflops.tolist() == table.array("eflops", False)[questions, trace.arms].tolist()
+    on_only = hand_table(es_off=False)
+    with pytest.raises(Exception, match="early_stopping=False"):
+        run_policy(on_only, PolicySpec("off", uniscale(0.5), early_stopping=False), COST_SENSITIVE, questions, 0)
+
+
+def test_policy_names_must_be_unique() -> None:
+    table = hand_table()
+    spec = PolicySpec(UNISCALE, uniscale(0.5))
+    with pytest.raises(ValueError, match="unique"):
+        replay(table, [spec, spec], COST_SENSITIVE, seeds=(0,), length=5)
+
+
+def test_evaluate_reports_every_goal_on_a_synthetic_table() -> None:
+    table = synthetic_table(8, seed=1)
+    settings = BenchSettings(seeds=(0, 1), length=150, alphas=(0.5, 1.0), sweep=(0.05, 0.3))
+    results = evaluate(table, settings)
+    assert set(results.modes) == {"cost-sensitive", "quality-first"}
+    assert {g["goal"] for g in results.goals} == {"P1", "P2", "P3", "P4"}
+    for mode in results.modes.values():
+        rewards = {row["policy"]: row["reward"][0] for row in mode.rows}
+        assert rewards[ORACLE] >= max(rewards.values()) - 1e-9
+        assert mode.alpha in settings.alphas
+        assert mode.early_stopping, "the synthetic table has outcomes without early stopping"
+    metrics = results.frontier["metrics"]
+    assert metrics["Oracle"]["aiq"][0] >= metrics["UniScale"]["aiq"][0]
+    assert results.info["with_replacement"]
+    assert results.info["distinct_per_stream"] == results.info["test_questions"]

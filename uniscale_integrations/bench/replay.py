@@ -1,0 +1,334 @@
+"""Replay: the real policies of :mod:`uniscale_integrations.core.policies`, online, over an outcome table.
+
+Each seed draws one shuffled stream of the table's questions (with replacement when the
+stream is longer than the table) and every policy sees that same stream: at each step it
+chooses a configuration from the question's joint features (the context vector the engine's
+encoder gave the question at collection, cached in the table, times the configurations'
+features), receives the reward the table holds for that choice, and updates. Nothing is
+re-implemented here: UniScale is :class:`~uniscale_integrations.core.policies.LinUCBPolicy`
+around :class:`~uniscale_integrations.core.bandit.LinUCB`, fed
+:class:`~uniscale_integrations.core.features.ProductFeatures` (the factored fast path).
+
+Hindsight references (best fixed config on the stream, best config per tier on the stream)
+are computed from the table, not run as policies: no online policy could follow them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from uniscale_integrations.bench.outcomes import OutcomeTable
+from uniscale_integrations.core.bandit import LinUCB
+from uniscale_integrations.core.features import FloatArray, ProductFeatures
+from uniscale_integrations.core.policies import KNN, Fixed, Greedy, LinUCBPolicy, Oracle, Policy, RandomPolicy
+from uniscale_integrations.core.reward import RewardWeights
+
+logger = logging.getLogger(__name__)
+
+IntArray = NDArray[np.int64]
+
+BEST_FIXED = "best fixed (hindsight)"
+BEST_PER_TIER = "best config per tier (hindsight)"
+ORACLE = "Oracle"
+UNISCALE = "UniScale"
+TTS_ONLY = "UniScale TTS-only"
+ROUTING_ONLY = "UniScale routing-only"
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What a policy factory gets: the seed of the run and the size of the policy's space."""
+
+    seed: int
+    dim: int
+    n_arms: int
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """How to build one policy for a replay, and what it may choose from and learn from.
+
+    ``arms`` restricts the policy to some configurations of the table (indices; ``None``: all).
+    ``learn`` is the reward the policy learns from (``None``: the replay's weights, which are
+    also what it is scored by; an ablation learns from other weights). ``early_stopping``
+    picks which collected outcomes the policy lives with.
+    """
+
+    name: str
+    make: Callable[[PolicyContext], Policy]
+    arms: tuple[int, ...] | None = None
+    learn: RewardWeights | None = None
+    early_stopping: bool = True
+
+
+@dataclass
+class Trace:
+    """One policy over one stream: what it chose and what that gave, step by step."""
+
+    name: str
+    seed: int
+    questions: IntArray
+    arms: IntArray
+    """Chosen configurations, as indices into the table's space."""
+    reward: FloatArray
+    """The reward under the replay's weights (what the policy is scored by)."""
+    correct: FloatArray
+    eflops: FloatArray
+    seconds: float = 0.0
+    """Wall time of the replay loop (select + update for every step)."""
+
+    @property
+    def steps(self) -> int:
+        return int(self.questions.size)
+
+
+@dataclass
+class Replay:
+    """Every policy's trace on every seed's stream, with the hindsight references."""
+
+    weights: RewardWeights
+    streams: dict[int, IntArray]
+    traces: dict[str, dict[int, Trace]] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.streams)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.traces)
+
+    def add(self, trace: Trace) -> None:
+        self.traces.setdefault(trace.name, {})[trace.seed] = trace
+
+
+def stream(n_questions: int, length: int, seed: int) -> IntArray:
+    """A shuffled stream of question indices: a permutation, or draws with replacement when longer.
+
+    >>> sorted(stream(5, 5, seed=0).tolist())
+    [0, 1, 2, 3, 4]
+    >>> stream(5, 12, seed=0).size
+    12
+    """
+    if n_questions < 1 or length < 1:
+        raise ValueError(f"need questions and a positive length, got {n_questions} and {length}")
+    rng = np.random.default_rng([seed, 2026])
+    if length <= n_questions:
+        return rng.permutation(n_questions)[:length].astype(np.int64)
+    return rng.integers(n_questions, size=length).astype(np.int64)
+
+
+def run_policy(
+    table: OutcomeTable,
+    spec: PolicySpec,
+    weights: RewardWeights,
+    questions: IntArray,
+    seed: int,
+    features: Sequence[ProductFeatures] | None = None,
+) -> Trace:
+    """Run one policy online over ``questions`` (indices into ``table``)."""
+    arms = np.arange(table.n_configs) if spec.arms is None else np.asarray(spec.arms, dtype=np.int64)
+    scored = table.rewards(weights, spec.early_stopping)[:, arms]
+    learned = scored if spec.learn is None else table.rewards(spec.learn, spec.early_stopping)[:, arms]
+    if np.isnan(scored[questions]).any():
+        raise ValueError(
+            f"{spec.name}: the stream holds questions without outcomes for early_stopping={spec.early_stopping}"
+        )
+    if features is None:
+        features = question_features(table, spec.arms)
+    dim = table.action_features.shape[1] * table.contexts.shape[1]
+    policy = spec.make(PolicyContext(seed=seed, dim=dim, n_arms=int(arms.size)))
+    chosen = np.empty(questions.size, dtype=np.int64)
+    started = time.perf_counter()
+    for t, q in enumerate(questions.tolist()):
+        feats = features[q]
+        local = policy.select(feats, learned[q])
+        policy.update(feats, local, float(learned[q, local]))
+        chosen[t] = local
+    seconds = time.perf_counter() - started
+    global_arms = arms[chosen]
+    return _trace(
+        table, spec.name, seed, questions, global_arms, scored[questions, chosen], spec.early_stopping, seconds
+    )
+
+
+def question_features(table: OutcomeTable, arms: Sequence[int] | None = None) -> list[ProductFeatures]:
+    """Every question's joint features over ``arms``, built once per replay and reused."""
+    return [table.features(q, arms) for q in range(table.n_questions)]
+
+
+def _trace(
+    table: OutcomeTable,
+    name: str,
+    seed: int,
+    questions: IntArray,
+    arms: IntArray,
+    reward: FloatArray,
+    early_stopping: bool,
+    seconds: float = 0.0,
+) -> Trace:
+    return Trace(
+        name=name,
+        seed=seed,
+        questions=questions,
+        arms=arms,
+        reward=np.asarray(reward, dtype=np.float64),
+        correct=table.array("correct", early_stopping)[questions, arms],
+        eflops=table.array("eflops", early_stopping)[questions, arms],
+        seconds=seconds,
+    )
+
+
+def best_fixed_arm(table: OutcomeTable, weights: RewardWeights, questions: IntArray) -> int:
+    """The configuration with the largest total reward on the stream (ties: lowest index)."""
+    return int(np.argmax(table.rewards(weights)[questions].sum(axis=0)))
+
+
+def best_per_tier_arms(table: OutcomeTable, weights: RewardWeights, questions: IntArray) -> dict[str, int]:
+    """Per tier, the configuration with the largest total reward on the stream's questions of that tier."""
+    rewards = table.rewards(weights)[questions]
+    tiers = table.tier_index[questions]
+    return {
+        table.tiers[t]: int(np.argmax(rewards[tiers == t].sum(axis=0)))
+        for t in range(len(table.tiers))
+        if (tiers == t).any()
+    }
+
+
+def hindsight_traces(table: OutcomeTable, weights: RewardWeights, questions: IntArray, seed: int) -> list[Trace]:
+    """The best fixed config and the best config per tier, both chosen knowing the whole stream."""
+    rewards = table.rewards(weights)
+    fixed = np.full(questions.size, best_fixed_arm(table, weights, questions), dtype=np.int64)
+    per_tier = best_per_tier_arms(table, weights, questions)
+    tiered = np.asarray([per_tier[table.tiers[t]] for t in table.tier_index[questions]], dtype=np.int64)
+    return [
+        _trace(table, BEST_FIXED, seed, questions, fixed, rewards[questions, fixed], True),
+        _trace(table, BEST_PER_TIER, seed, questions, tiered, rewards[questions, tiered], True),
+    ]
+
+
+def replay(
+    table: OutcomeTable,
+    specs: Sequence[PolicySpec],
+    weights: RewardWeights,
+    *,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    length: int = 1000,
+    hindsight: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> Replay:
+    """Every spec on every seed's stream (the same stream for all specs of a seed)."""
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"policy names must be unique, got {names}")
+    result = Replay(weights, {seed: stream(table.n_questions, length, seed) for seed in seeds})
+    cache: dict[tuple[int, ...] | None, list[ProductFeatures]] = {}
+    for spec in specs:
+        if spec.arms not in cache:
+            cache[spec.arms] = question_features(table, spec.arms)
+        for seed in seeds:
+            result.add(run_policy(table, spec, weights, result.streams[seed], seed, cache[spec.arms]))
+            if progress is not None:
+                progress(1)
+    if hindsight:
+        for seed in seeds:
+            for trace in hindsight_traces(table, weights, result.streams[seed], seed):
+                result.add(trace)
+    return result
+
+
+# ---------------------------------------------------------------------- the standard line-up
+def uniscale(
+    alpha: float, l2_lambda: float = 1.0, gamma: float = 1.0, name: str = UNISCALE
+) -> Callable[[PolicyContext], Policy]:
+    """A factory for UniScale's policy: LinUCB over the joint features, as the engine builds it."""
+
+    def make(context: PolicyContext) -> Policy:
+        return LinUCBPolicy(LinUCB(context.dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma), name=name)
+
+    return make
+
+
+def tts_arms(table: OutcomeTable, model: str) -> tuple[int, ...]:
+    """The configurations of one model (UniScale restricted to test-time scaling)."""
+    arms = tuple(i for i, c in enumerate(table.configs) if c.model == model)
+    if not arms:
+        raise ValueError(f"no config of model {model!r} in the table")
+    return arms
+
+
+def routing_arms(table: OutcomeTable) -> tuple[int, ...]:
+    """The configurations with QP = CP = BS = 1 (UniScale restricted to routing)."""
+    arms = tuple(i for i, c in enumerate(table.configs) if c.paths == 1)
+    if not arms:
+        raise ValueError("no config with QP = CP = BS = 1 in the table")
+    return arms
+
+
+def standard_specs(
+    table: OutcomeTable,
+    *,
+    alpha: float,
+    tts_model: str,
+    knn_k: int = 10,
+    fixed: bool = True,
+) -> list[PolicySpec]:
+    """UniScale, its TTS-only and routing-only restrictions, Random, Greedy, kNN, every Fixed config, Oracle."""
+    specs = [
+        PolicySpec(UNISCALE, uniscale(alpha)),
+        PolicySpec(f"{TTS_ONLY} ({tts_model})", uniscale(alpha), arms=tts_arms(table, tts_model)),
+        PolicySpec(ROUTING_ONLY, uniscale(alpha), arms=routing_arms(table)),
+        PolicySpec("Random", lambda c: RandomPolicy(seed=c.seed)),
+        PolicySpec("Greedy", lambda c: Greedy(c.dim)),
+        PolicySpec("kNN", lambda c: KNN(c.n_arms, k=knn_k)),
+    ]
+    if fixed:
+        specs += [PolicySpec(f"Fixed {config}", _fixed(i)) for i, config in enumerate(table.configs)]
+    specs.append(PolicySpec(ORACLE, lambda c: Oracle()))
+    return specs
+
+
+def _fixed(arm: int) -> Callable[[PolicyContext], Policy]:
+    return lambda c: Fixed(arm, name="Fixed")
+
+
+def ablation_specs(weights: RewardWeights, *, alpha: float) -> list[PolicySpec]:
+    """UniScale learning without the verifier score (w2 = 0) and without the cost term (w3 = 0).
+
+    Both are scored by the full ``weights``; only what they learn from changes.
+    """
+    return [
+        PolicySpec(
+            "UniScale w/o dense verification (w2=0)",
+            uniscale(alpha),
+            learn=RewardWeights(correct=weights.correct, score=0.0, cost=weights.cost),
+        ),
+        PolicySpec(
+            "UniScale w/o cost term (w3=0)",
+            uniscale(alpha),
+            learn=RewardWeights(correct=weights.correct, score=weights.score, cost=0.0),
+        ),
+    ]
+
+
+def early_stopping_specs(*, alpha: float) -> list[PolicySpec]:
+    """UniScale with path-aware early stopping (as collected) and without it."""
+    return [
+        PolicySpec(UNISCALE, uniscale(alpha)),
+        PolicySpec("UniScale w/o early stopping", uniscale(alpha), early_stopping=False),
+    ]
+
+
+def summary(trace: Trace) -> Mapping[str, float]:
+    """Means over a trace: reward, accuracy, eFLOPs."""
+    return {
+        "reward": float(trace.reward.mean()),
+        "accuracy": float(trace.correct.mean()),
+        "eflops": float(trace.eflops.mean()),
+    }

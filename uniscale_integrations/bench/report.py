@@ -1,0 +1,291 @@
+"""Writing the benchmark's results: JSON, CSV, a Markdown summary and the plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from uniscale_integrations.bench.evaluate import BenchResults, ModeResults
+from uniscale_integrations.bench.replay import BEST_FIXED, BEST_PER_TIER, ORACLE, UNISCALE
+
+METRICS = ("reward", "accuracy", "eflops", "regret_oracle", "regret_best")
+
+
+def write_results(results: BenchResults, out: Path, *, plots: bool = True, command: str | None = None) -> str:
+    """Write ``results.json``, ``policies.csv``, ``frontier.csv``, ``tiers.csv``, ``summary.md``
+    (and the PNG plots) into ``out``; returns the Markdown summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(_plain(results), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    _write_policies_csv(results, out / "policies.csv")
+    _write_frontier_csv(results, out / "frontier.csv")
+    _write_tiers_csv(results, out / "tiers.csv")
+    if plots:
+        from uniscale_integrations.bench.plots import plot_all
+
+        plot_all(results, out)
+    markdown = summary_markdown(results, command=command, plots=plots)
+    (out / "summary.md").write_text(markdown, encoding="utf-8")
+    return markdown
+
+
+# ---------------------------------------------------------------------- JSON and CSV
+def _plain(value: Any) -> Any:
+    """JSON-able data: dataclasses as dicts, tuples as lists, NaN as None."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_policies_csv(results: BenchResults, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["mode", "policy", "kind", *(f"{m}_{s}" for m in METRICS for s in ("mean", "sd")), "seconds"])
+        for mode, m in results.modes.items():
+            for row in m.rows:
+                values = [v for metric in METRICS for v in row[metric]]
+                writer.writerow([mode, row["policy"], row["kind"], *values, row["seconds"]])
+
+
+def _write_frontier_csv(results: BenchResults, path: Path) -> None:
+    frontier = results.frontier
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["router", "cost_weight", "mean_eflops", "accuracy"])
+        for name, points in frontier["points"].items():
+            for w3, (cost, accuracy) in zip(frontier["sweep"], points, strict=True):
+                writer.writerow([name, w3, cost, accuracy])
+        for name, (cost, accuracy) in frontier["fixed"].items():
+            writer.writerow([f"Fixed {name}", "", cost, accuracy])
+        writer.writerow(["Random", "", *frontier["random"]])
+
+
+def _write_tiers_csv(results: BenchResults, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["tier", "questions", "config", "accuracy", "mean_eflops"])
+        for row in results.tiers:
+            for config, accuracy in row["accuracy"].items():
+                writer.writerow([row["tier"], row["questions"], config, accuracy, row["eflops"][config]])
+
+
+# ---------------------------------------------------------------------- Markdown
+def _ms(value: tuple[float, float], digits: int = 3, *, percent: bool = False, sci: bool = False) -> str:
+    mean, spread = value
+    if not math.isfinite(mean):
+        return "n/a"
+    if sci:
+        text = f"{mean:.3g}"
+        return text if not math.isfinite(spread) or spread == 0 else f"{text} ± {spread:.2g}"
+    scale = 100.0 if percent else 1.0
+    unit = "%" if percent else ""
+    text = f"{scale * mean:.{digits}f}{unit}"
+    if math.isfinite(spread) and spread > 0:
+        text += f" ± {scale * spread:.{digits}f}"
+    return text
+
+
+def _met(value: bool | None) -> str:
+    return "report" if value is None else ("**yes**" if value else "**no**")
+
+
+def _goal_value(goal: dict[str, Any]) -> str:
+    measured = goal["measured"]
+    if goal["goal"] == "P2":
+        return _ms(measured, 1, percent=True)
+    if goal["goal"] in ("P3", "P4"):
+        return f"{measured[0]:+.1f}%"
+    if "gap" in goal["what"]:
+        return f"{measured[0]:.2f}" if math.isfinite(measured[0]) else "n/a (no gap: best fixed = best per tier)"
+    return _ms(measured, 4 if "AIQ" in goal["what"] else 1)
+
+
+def _goal_note(goal: dict[str, Any]) -> str:
+    detail = goal.get("detail", {})
+    if goal["goal"] == "P1" and "uniscale_reward" in detail:
+        return f"mean reward: UniScale {detail['uniscale_reward']:.3f}, best fixed {detail['best_fixed_reward']:.3f}"
+    if goal["goal"] == "P1" and "per_tier" in detail:
+        return (
+            f"reward: UniScale {detail['uniscale']:.3f}, best fixed {detail['best_fixed']:.3f}, "
+            f"best per tier {detail['per_tier']:.3f}"
+        )
+    if goal["goal"] == "P1" and "hull_aiq" in detail:
+        share = detail["share_of_points_above_hull"][0]
+        return (
+            f"hull AIQ {_ms(detail['hull_aiq'], 4)}; {100 * share:.0f}% of UniScale's sweep points lie above the hull"
+        )
+    if goal["goal"] == "P2":
+        return (
+            f"a UniScale point within the tolerance on {detail['seeds_with_a_qualifying_point']} of {detail['of']} "
+            f"seeds; the Oracle's saving at the same accuracy: {_ms(detail['oracle_saving'], 1, percent=True)}"
+        )
+    if goal["goal"] == "P3" and detail.get("other_tts_only"):
+        others = ", ".join(f"{name}: {gain:+.1f}%" for name, gain in detail["other_tts_only"].items())
+        return f"against the untuned TTS-only variant(s): {others}"
+    if goal["goal"] == "P4":
+        return f"accuracy points lost: {detail['accuracy_points_lost']:+.1f}"
+    return ""
+
+
+def summary_markdown(results: BenchResults, *, command: str | None = None, plots: bool = True) -> str:
+    info = results.info
+    settings = info["table_settings"]
+    plan = settings.get("plan", {})
+    lines = ["# UniScale benchmark", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    source = (
+        f"{plan.get('style', '?')} answers, {plan.get('max_new_tokens', '?')} new tokens per path"
+        if plan
+        else "synthetic outcomes"
+        if settings.get("synthetic")
+        else "unknown settings"
+    )
+    lines += [
+        f"Outcome table: {info['questions']} questions "
+        f"({info['tune_questions']} tuning, {info['test_questions']} test) "
+        f"over {len(info['tiers'])} tiers ({', '.join(info['tiers'])}) x {len(info['configs'])} configs "
+        f"({', '.join(info['configs'])}); {source}. "
+        f"Replay: {len(info['seeds'])} seeds x {info['length']} queries per stream, drawn "
+        f"{'with replacement' if info['with_replacement'] else 'without replacement'} from the "
+        f"{info['test_questions']} distinct test questions "
+        f"(at most {info['distinct_per_stream']} distinct per stream). "
+        "Mean ± sd over seeds.",
+        "",
+    ]
+    tuned = ", ".join(f"{mode}: alpha {m.alpha:g}, TTS-only model {m.tts_model}" for mode, m in results.modes.items())
+    lines += [f"Tuned on the tuning split (never reported): {tuned}.", ""]
+    lines += [
+        "## Goals",
+        "",
+        "| goal | mode | what | measured | target | met | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for goal in results.goals:
+        lines.append(
+            f"| {goal['goal']} | {goal['mode']} | {goal['what']} | {_goal_value(goal)} | {goal['target']} "
+            f"| {_met(goal['met'])} | {_goal_note(goal)} |"
+        )
+    lines.append("")
+    for mode, m in results.modes.items():
+        lines += _mode_markdown(mode, m, info["length"])
+    lines += _frontier_markdown(results)
+    lines += _tiers_markdown(results)
+    if plots:
+        lines += ["## Plots", ""]
+        lines += ["![frontier](frontier.png)", ""]
+        for mode in results.modes:
+            lines += [f"![regret {mode}](regret_{mode}.png)", "", f"![choices {mode}](choices_{mode}.png)", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _mode_markdown(mode: str, m: ModeResults, length: int) -> list[str]:
+    w = m.weights
+    lines = [
+        f"## {mode} (reward = {w.correct:g} correct + {w.score:g} score + {w.cost:g} (1 - cost))",
+        "",
+        f"| policy | mean reward | accuracy | mean eFLOPs | regret vs Oracle @{length} "
+        f"| regret vs best fixed @{length} |",
+        "|---|---|---|---|---|---|",
+    ]
+    order = {"policy": 0, "ablation": 1, "fixed": 2, "reference": 3}
+    for row in sorted(m.rows, key=lambda r: order[r["kind"]]):
+        name = row["policy"]
+        if name == BEST_FIXED:
+            name = f"{BEST_FIXED}: {m.best_fixed}"
+        bold = "**" if row["policy"] in (UNISCALE, ORACLE, BEST_FIXED, BEST_PER_TIER) else ""
+        lines.append(
+            f"| {bold}{name}{bold} | {_ms(row['reward'])} | {_ms(row['accuracy'])} | {_ms(row['eflops'], sci=True)} "
+            f"| {_ms(row['regret_oracle'], 1)} | {_ms(row['regret_best'], 1)} |"
+        )
+    lines += [
+        "",
+        "Best config per tier (hindsight, test split): "
+        + ", ".join(f"{t}: {c}" for t, c in m.best_per_tier.items())
+        + ".",
+    ]
+    choices = "; ".join(
+        f"{tier}: " + ", ".join(f"{c} {100 * s:.0f}%" for c, s in sorted(shares.items(), key=lambda kv: -kv[1]))
+        for tier, shares in m.tier_choices.items()
+    )
+    lines += ["", f"UniScale's choices per tier in the second half of the streams: {choices}.", ""]
+    if m.early_stopping:
+        lines += _early_stopping_markdown(m)
+    return lines
+
+
+def _early_stopping_markdown(m: ModeResults) -> list[str]:
+    n = m.early_stopping[0]["questions"]
+    lines = [
+        f"Early stopping ({m.mode}, the {n} test questions collected both ways):",
+        "",
+        "| run | accuracy | mean eFLOPs | mean reward |",
+        "|---|---|---|---|",
+    ]
+    for row in m.early_stopping:
+        if row["kind"] == "fixed":
+            lines.append(
+                f"| {row['policy']}: on / off | {row['accuracy_on']:.3f} / {row['accuracy_off']:.3f} "
+                f"| {row['eflops_on']:.3g} / {row['eflops_off']:.3g} "
+                f"(tokens {row['tokens_on']:.0f} / {row['tokens_off']:.0f}; {row['pruned']:.1f} paths pruned) | |"
+            )
+        else:
+            lines.append(
+                f"| {row['policy']} | {_ms(row['accuracy'])} | {_ms(row['eflops'], sci=True)} | {_ms(row['reward'])} |"
+            )
+    return [*lines, ""]
+
+
+def _frontier_markdown(results: BenchResults) -> list[str]:
+    frontier = results.frontier
+    sweep = ", ".join(f"{w:g}" for w in frontier["sweep"])
+    lines = [
+        "## Quality-cost frontier",
+        "",
+        f"Each learning policy replayed with cost weights w3 in {{{sweep}}} (w1 : w2 = 6 : 1); "
+        "AIQ is the mean height of the non-decreasing convex hull of its (mean eFLOPs, accuracy) points between "
+        "the cheapest and the dearest single config (RouterBench); APGR the mean share of the accuracy gap from the "
+        f"cheapest to the most accurate single config ({frontier['most_accurate_config']}) recovered (RouteLLM). "
+        "Per seed, then mean ± sd.",
+        "",
+        "| router | AIQ | APGR |",
+        "|---|---|---|",
+    ]
+    for name, metrics in frontier["metrics"].items():
+        lines.append(f"| {name} | {_ms(metrics['aiq'], 4)} | {_ms(metrics['apgr'])} |")
+    saving = frontier["saving"]
+    weights = ", ".join(f"{w:g}" for w in frontier["saving_cost_weight"])
+    lines += [
+        "",
+        f"eFLOPs saved against {frontier['most_accurate_config']} at <= 1 point of accuracy lost: "
+        f"{_ms(saving, 1, percent=True)} (UniScale point with w3 = {weights} per seed; "
+        f"{frontier['saving_found']} of {frontier['seeds']} seeds have one).",
+        "",
+    ]
+    return lines
+
+
+def _tiers_markdown(results: BenchResults) -> list[str]:
+    configs = results.info["configs"]
+    lines = [
+        "## Accuracy per tier and config (test split)",
+        "",
+        "| tier | questions | " + " | ".join(configs) + " | per-question oracle |",
+        "|---|---|" + "---|" * len(configs) + "---|",
+    ]
+    for row in results.tiers:
+        cells = " | ".join(f"{row['accuracy'][c]:.2f}" for c in configs)
+        lines.append(f"| {row['tier']} | {row['questions']} | {cells} | {row['oracle_accuracy']:.2f} |")
+    total = max(1, sum(r["questions"] for r in results.tiers))
+    eflops = " | ".join(f"{sum(r['eflops'][c] * r['questions'] for r in results.tiers) / total:.3g}" for c in configs)
+    lines += [f"| mean eFLOPs | | {eflops} | |", ""]
+    return lines
