@@ -30,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 CAVEAT = (
     "Each question runs twice with the same seed, early stopping on and off; steps end at blank lines and "
     "the verifier is each path's own step confidence. Every row samples from its own random stream, so "
-    "pruning a row does not change what the others sample; an answer changes only through pruning."
+    "pruning a row does not change what the others sample; an answer changes only through pruning. "
+    "A config with fewer questions than asked was stopped before the end (rerun the command to resume the log)."
 )
 
 
