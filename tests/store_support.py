@@ -108,7 +108,7 @@ def correct_of(i: int) -> float:
     return (i * 7 % 11) / 10
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(text, flush=True)
 
 
@@ -117,20 +117,24 @@ def _stream(db: str) -> None:
     for i in range(10**9):
         result = engine.run(f"stream question {i}: what is {i} + {i}?")
         engine.feedback(result.decision_id, correct=correct_of(i))
-        _say(f"ack {result.decision_id}")
+        say(f"ack {result.decision_id}")
 
 
 def _decide(db: str, n: int) -> None:
     engine = make_engine(SQLiteStore(db))
     for i in range(n):
-        _say(f"decision {engine.run(f'pending question {i}').decision_id}")
+        say(f"decision {engine.run(f'pending question {i}').decision_id}")
     time.sleep(600)  # the parent kills us
 
 
 def _feedback(db: str, plan: str) -> None:
-    engine = make_engine(SQLiteStore(db, synchronous="normal"))
+    feedback_worker(make_engine(SQLiteStore(db, synchronous="normal")), plan)
+
+
+def feedback_worker(engine: UniScale, plan: str) -> None:
+    """A worker of the concurrency tests: waits for "go", applies the plan's feedback, reports acks and state."""
     work = [(line.split()[0], float(line.split()[1])) for line in Path(plan).read_text().splitlines()]
-    _say("ready")
+    say("ready")
     assert sys.stdin.readline().strip() == "go"
     acked, duplicates = [], 0
     for decision_id, correct in work:
@@ -139,10 +143,10 @@ def _feedback(db: str, plan: str) -> None:
             acked.append(decision_id)
         except DuplicateFeedbackError:
             duplicates += 1
-    _say(f"done {duplicates} {' '.join(acked)}")
+    say(f"done {duplicates} {' '.join(acked)}")
     assert sys.stdin.readline().strip() == "sync"
     engine.sync()
-    _say(f"state {state_hash(engine.bandit)}")
+    say(f"state {state_hash(engine.bandit)}")
 
 
 if __name__ == "__main__":

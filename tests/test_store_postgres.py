@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_support import SPACE, correct_of, make_engine, state_hash
+from store_support import SPACE, correct_of, feedback_worker, make_engine, say, state_hash
 
 from uniscale_integrations import DuplicateFeedbackError, LinUCB, UnknownDecisionError
 from uniscale_integrations.core.store import SQLiteStore, open_store
@@ -320,26 +320,9 @@ def test_serve_gives_each_mode_its_own_schema(postgres: str) -> None:
 
 
 # ---------------------------------------------------------------------- the worker processes
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
 def _feedback_worker(url: str, schema: str, plan: str) -> None:
     engine = make_engine(PostgresStore(url, schema=schema), gamma=1.0)
-    work = [(line.split()[0], float(line.split()[1])) for line in Path(plan).read_text().splitlines()]
-    _say("ready")
-    assert sys.stdin.readline().strip() == "go"
-    acked, duplicates = [], 0
-    for decision_id, correct in work:
-        try:
-            engine.feedback(decision_id, correct=correct)
-            acked.append(decision_id)
-        except DuplicateFeedbackError:
-            duplicates += 1
-    _say(f"done {duplicates} {' '.join(acked)}")
-    assert sys.stdin.readline().strip() == "sync"
-    engine.sync()
-    _say(f"state {state_hash(engine.bandit)}")
+    feedback_worker(engine, plan)
     engine.close()
 
 
@@ -348,7 +331,7 @@ def _stream_worker(url: str, schema: str) -> None:
     for i in range(10**9):
         result = engine.run(f"stream question {i}: what is {i} + {i}?")
         engine.feedback(result.decision_id, correct=correct_of(i))
-        _say(f"ack {result.decision_id}")
+        say(f"ack {result.decision_id}")
 
 
 if __name__ == "__main__":

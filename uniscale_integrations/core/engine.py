@@ -289,6 +289,27 @@ class UniScale:
         spec = self.specs.get(model)
         return spec.hf_name if spec is not None else model
 
+    def describe(self, result: Result) -> dict[str, Any]:
+        """A result's decision as plain data: what the adapters attach to their responses."""
+        estimate = result.estimate
+        return {
+            "decision_id": result.decision_id,
+            "config": str(result.config),
+            "model": self.model_name(result.config.model),
+            "eflops": result.eflops,
+            "verifier_eflops": result.verifier_eflops,
+            "cost": result.cost,
+            "score": result.score,
+            "answer": result.answer,
+            "seconds": result.seconds,
+            "estimate": None
+            if estimate is None
+            else {"mean": estimate.mean, "width": estimate.width, "ucb": estimate.ucb},
+            "paths": len(result.paths),
+            "pruned": sum(p.status == "pruned" for p in result.paths),
+            "budget_exhausted": result.budget_exhausted,
+        }
+
     @property
     def context_window(self) -> int | None:
         """The smallest context length among the space's models, when every one is known."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, HumanMessage, SystemMessage
@@ -43,24 +42,11 @@ def usage_metadata(result: Result) -> UsageMetadata:
 
 def response_metadata(engine: UniScale, result: Result) -> dict[str, Any]:
     """``model_name`` (the model that answered) and UniScale's record of the decision."""
-    estimate = result.estimate
     return {
         "model_name": engine.model_name(result.config.model),
         "model_provider": "uniscale",
         "finish_reason": "stop",
-        METADATA_KEY: {
-            "decision_id": result.decision_id,
-            "config": str(result.config),
-            "eflops": result.eflops,
-            "verifier_eflops": result.verifier_eflops,
-            "cost": result.cost,
-            "score": result.score,
-            "answer": result.answer,
-            "seconds": result.seconds,
-            "estimate": None if estimate is None else {k: v for k, v in asdict(estimate).items() if k != "config"},
-            "paths": len(result.paths),
-            "pruned": sum(p.status == "pruned" for p in result.paths),
-        },
+        METADATA_KEY: engine.describe(result),
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -191,23 +190,8 @@ def response_id(result: Result) -> str:
 
 
 def record(engine: UniScale, result: Result) -> dict[str, Any]:
-    """UniScale's record of the decision (the keys of ``ChatUniScale``'s ``response_metadata["uniscale"]``)."""
-    estimate = result.estimate
-    return {
-        "decision_id": result.decision_id,
-        "config": str(result.config),
-        "model": engine.model_name(result.config.model),
-        "eflops": result.eflops,
-        "verifier_eflops": result.verifier_eflops,
-        "cost": result.cost,
-        "score": result.score,
-        "answer": result.answer,
-        "seconds": result.seconds,
-        "estimate": None if estimate is None else {k: v for k, v in asdict(estimate).items() if k != "config"},
-        "paths": len(result.paths),
-        "pruned": sum(p.status == "pruned" for p in result.paths),
-        "budget_exhausted": result.budget_exhausted,
-    }
+    """UniScale's record of the decision (the same as ``ChatUniScale``'s ``response_metadata["uniscale"]``)."""
+    return engine.describe(result)
 
 
 def usage(result: Result) -> dict[str, int]:
