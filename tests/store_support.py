@@ -103,6 +103,18 @@ def state_hash(bandit: LinUCB) -> str:
     return digest.hexdigest()
 
 
+def assert_same_policy(bandit: LinUCB, saved: str) -> None:
+    """``bandit`` equals the arrays another process saved, to 1e-9.
+
+    Not bit for bit: processes may run BLAS with different thread counts, which changes the
+    order of floating-point sums.
+    """
+    with np.load(saved, allow_pickle=False) as arrays:
+        state = bandit.state_dict()
+        for key in arrays.files:
+            np.testing.assert_allclose(state[key], arrays[key], rtol=1e-9, atol=1e-9, err_msg=key)
+
+
 def correct_of(i: int) -> float:
     """The scripted correctness of the ``i``-th question."""
     return (i * 7 % 11) / 10
@@ -146,7 +158,9 @@ def feedback_worker(engine: UniScale, plan: str) -> None:
     say(f"done {duplicates} {' '.join(acked)}")
     assert sys.stdin.readline().strip() == "sync"
     engine.sync()
-    say(f"state {state_hash(engine.bandit)}")
+    saved = f"{plan}.state.npz"
+    np.savez(saved, **{k: v for k, v in engine.bandit.state_dict().items() if isinstance(v, np.ndarray)})
+    say(f"state {saved}")
 
 
 if __name__ == "__main__":
