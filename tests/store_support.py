@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -118,6 +119,21 @@ def assert_same_policy(bandit: LinUCB, saved: str) -> None:
 def correct_of(i: int) -> float:
     """The scripted correctness of the ``i``-th question."""
     return (i * 7 % 11) / 10
+
+
+def read_line(proc: subprocess.Popen[str], prefix: str) -> str:
+    """The worker's next line, which must start with ``prefix``, without it."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith(prefix), f"worker said {line!r}, expected {prefix!r}"
+    return line[len(prefix) :].strip()
+
+
+def tell(proc: subprocess.Popen[str], command: str) -> None:
+    """Send the worker one command line."""
+    assert proc.stdin is not None
+    proc.stdin.write(command + "\n")
+    proc.stdin.flush()
 
 
 def say(text: str) -> None:

@@ -30,7 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_support import SPACE, assert_same_policy, correct_of, feedback_worker, make_engine, say, state_hash
+from store_support import (
+    SPACE,
+    assert_same_policy,
+    correct_of,
+    feedback_worker,
+    make_engine,
+    read_line,
+    say,
+    state_hash,
+    tell,
+)
 
 from uniscale_integrations import DuplicateFeedbackError, LinUCB, UnknownDecisionError
 from uniscale_integrations.core.store import SQLiteStore, open_store
@@ -117,19 +127,6 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _read(proc: subprocess.Popen[str], prefix: str) -> str:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith(prefix), f"worker said {line!r}, expected {prefix!r}"
-    return line[len(prefix) :].strip()
-
-
-def _tell(proc: subprocess.Popen[str], command: str) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(command + "\n")
-    proc.stdin.flush()
-
-
 def test_four_processes_apply_each_feedback_once_and_match_sequential_application(
     postgres: str, schema: str, tmp_path: Path
 ) -> None:
@@ -158,7 +155,7 @@ def test_four_processes_apply_each_feedback_once_and_match_sequential_applicatio
         plan.write_text("".join(f"{d} {c!r}\n" for _, d, c in plans[k]))
         processes.append(_spawn("feedback", postgres, schema, str(plan)))
     for proc in processes:
-        _read(proc, "ready")
+        read_line(proc, "ready")
 
     stop = threading.Event()
     replayed: list[int] = []
@@ -172,11 +169,11 @@ def test_four_processes_apply_each_feedback_once_and_match_sequential_applicatio
     reader.start()
     began = time.perf_counter()
     for proc in processes:
-        _tell(proc, "go")
+        tell(proc, "go")
     acked: list[list[str]] = []
     duplicates = 0
     for proc in processes:
-        done = _read(proc, "done ").split()
+        done = read_line(proc, "done ").split()
         duplicates += int(done[0])
         acked.append(done[1:])
     seconds = time.perf_counter() - began
@@ -209,8 +206,8 @@ def test_four_processes_apply_each_feedback_once_and_match_sequential_applicatio
     local = state_hash(engine.bandit)
     assert local == state_hash(engine.rebuild())
     for proc in processes:
-        _tell(proc, "sync")
-        assert_same_policy(engine.bandit, _read(proc, "state "))
+        tell(proc, "sync")
+        assert_same_policy(engine.bandit, read_line(proc, "state "))
         assert proc.wait(timeout=60) == 0
     engine.close()
 
@@ -219,7 +216,7 @@ def test_a_killed_process_loses_no_acknowledged_feedback(postgres: str, schema: 
     acked: list[str] = []
     for _ in range(2):  # two kill-and-restart rounds on the same schema
         worker = _spawn("stream", postgres, schema)
-        acked += [_read(worker, "ack ") for _ in range(20)]
+        acked += [read_line(worker, "ack ") for _ in range(20)]
         worker.send_signal(signal.SIGKILL)  # it is mid-way through the next run or feedback
         assert worker.wait(timeout=30) == -signal.SIGKILL
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_support import SPACE, assert_same_policy, correct_of, make_engine, state_hash
+from store_support import SPACE, assert_same_policy, correct_of, make_engine, read_line, state_hash, tell
 
 from uniscale_integrations import DuplicateFeedbackError, LinUCB
 from uniscale_integrations.core.store import SQLiteStore
@@ -33,25 +33,12 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _read(proc: subprocess.Popen[str], prefix: str) -> str:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith(prefix), f"worker said {line!r}, expected {prefix!r}"
-    return line[len(prefix) :].strip()
-
-
-def _tell(proc: subprocess.Popen[str], command: str) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(command + "\n")
-    proc.stdin.flush()
-
-
 def test_sigkill_mid_stream_keeps_every_acknowledged_feedback(tmp_path: Path) -> None:
     db = tmp_path / "policy.db"
     acked: list[str] = []
     for _ in range(3):  # three kill-and-restart rounds on the same file
         worker = _spawn("stream", str(db))
-        acked += [_read(worker, "ack ") for _ in range(25)]
+        acked += [read_line(worker, "ack ") for _ in range(25)]
         worker.send_signal(signal.SIGKILL)  # it is mid-way through the next run or feedback
         assert worker.wait(timeout=30) == -signal.SIGKILL
 
@@ -69,7 +56,7 @@ def test_sigkill_mid_stream_keeps_every_acknowledged_feedback(tmp_path: Path) ->
 def test_decisions_made_before_a_kill_take_feedback_after_it(tmp_path: Path) -> None:
     db = tmp_path / "policy.db"
     worker = _spawn("decide", str(db), "5")
-    pending = [_read(worker, "decision ") for _ in range(5)]
+    pending = [read_line(worker, "decision ") for _ in range(5)]
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
 
@@ -111,7 +98,7 @@ def test_threads_and_processes_sharing_a_store_apply_each_feedback_once(tmp_path
         plan.write_text("".join(f"{d} {c!r}\n" for d, c in plans[N_THREADS + k]))
         processes.append(_spawn("feedback", str(db), str(plan)))
     for proc in processes:
-        _read(proc, "ready")
+        read_line(proc, "ready")
 
     acked: list[list[str]] = [[] for _ in range(N_THREADS)]
     duplicates = [0] * N_THREADS
@@ -131,12 +118,12 @@ def test_threads_and_processes_sharing_a_store_apply_each_feedback_once(tmp_path
         thread.start()
     began = time.perf_counter()
     for proc in processes:
-        _tell(proc, "go")
+        tell(proc, "go")
     start.wait()
     for thread in threads:
         thread.join()
     for proc in processes:
-        done = _read(proc, "done ").split()
+        done = read_line(proc, "done ").split()
         duplicates.append(int(done[0]))
         acked.append(done[1:])
     seconds = time.perf_counter() - began
@@ -163,8 +150,8 @@ def test_threads_and_processes_sharing_a_store_apply_each_feedback_once(tmp_path
     local = state_hash(engine.bandit)
     assert local == state_hash(engine.rebuild())
     for proc in processes:
-        _tell(proc, "sync")
-        assert_same_policy(engine.bandit, _read(proc, "state "))
+        tell(proc, "sync")
+        assert_same_policy(engine.bandit, read_line(proc, "state "))
         assert proc.wait(timeout=30) == 0
 
 
