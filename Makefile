@@ -6,6 +6,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
+# llama.cpp's OpenAI-compatible server (tests/test_openai_backend.py) has no wheel here: it is
+# built from source once (~3 min on 2 cores, only the library), and the wheel is cached.
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_STAMP := $(VENV)/.llama-cpp
+WHEELS := $(HOME)/.cache/uniscale_integrations/wheels
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
 
 .PHONY: install demo test lint typecheck clean
 
@@ -20,10 +27,18 @@ $(STAMP): pyproject.toml requirements-models.txt
 
 install: $(STAMP)
 
+$(LLAMA_STAMP): $(STAMP)
+	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || CMAKE_BUILD_PARALLEL_LEVEL=2 \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-deps "llama-cpp-python==$(LLAMA_CPP_VERSION)" -w $(WHEELS) \
+		|| echo "warning: llama-cpp-python could not be built; the llama.cpp tests will skip"
+	! ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		$(PIP) install "$$(ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl | head -1)[server]"
+	touch $(LLAMA_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/uniscale learn
 
-test: $(STAMP)
+test: $(STAMP) $(LLAMA_STAMP)
 	$(PY) -m pytest --nbmake tests uniscale_integrations cookbook; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 

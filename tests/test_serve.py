@@ -7,13 +7,10 @@ tokens), both modes, with an SQLite store per mode.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,62 +19,15 @@ import pytest
 httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (dev extra)")
 openai = pytest.importorskip("openai", reason="the serve tests need the openai client (dev extra)")
 pytest.importorskip("fastapi", reason="uniscale serve needs the serve extra (fastapi, uvicorn)")
+
+from serve_support import Server, start_server, stop_server  # noqa: E402 - after the extras' checks
+
 pytest.importorskip("uvicorn", reason="uniscale serve needs the serve extra (fastapi, uvicorn)")
 
 COST = "uniscale-cost-sensitive"
 QUALITY = "uniscale-quality-first"
 SPACE = {"S/qp1/cp1/bs1", "S/qp1/cp2/bs1"}
 QUESTION = "What is 2 + 3?"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path):
-        self.proc, self.port, self.log = proc, port, log
-        self.url = f"http://127.0.0.1:{port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-def _start(tmp: Path, *args: str, ready_path: str = "/health", timeout: float = 240.0) -> Server:
-    port = _free_port()
-    log = tmp / f"server-{port}.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uniscale_integrations.cli", "serve", "--port", str(port), *args],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    server = Server(proc, port, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"uniscale serve exited with {proc.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(server.url + ready_path, timeout=2.0).status_code in (200, 401):
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    _stop(server)
-    raise AssertionError(f"uniscale serve was not ready within {timeout:.0f} s:\n{server.output()}")
-
-
-def _stop(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +37,13 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(store_dir: Path) -> Iterator[Server]:
-    started = _start(
+    started = start_server(
         store_dir,
         *("--models", "S", "--qp", "1", "--cp", "1,2", "--max-new-tokens", "16", "--max-tokens-limit", "64"),
         *("--store", str(store_dir / "policy.db"), "--synchronous", "normal"),
     )
     yield started
-    _stop(started)
+    stop_server(started)
     # A clean shutdown on SIGTERM (uvicorn re-raises the signal once it has shut down).
     assert started.proc.returncode in (0, -signal.SIGTERM), started.output()
     assert "Application shutdown complete" in started.output()
@@ -353,7 +303,7 @@ def test_langchain_chat_openai_talks_to_the_server(server: Server) -> None:
 
 
 def test_api_key_is_required_when_set(store_dir: Path) -> None:
-    secured = _start(store_dir, "--models", "S", "--no-warmup", "--api-key", "secret", "--modes", "quality-first")
+    secured = start_server(store_dir, "--models", "S", "--no-warmup", "--api-key", "secret", "--modes", "quality-first")
     try:
         denied = httpx.get(secured.url + "/v1/models")
         assert denied.status_code == 401
@@ -363,7 +313,7 @@ def test_api_key_is_required_when_set(store_dir: Path) -> None:
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=secured.url + "/v1", api_key="wrong", max_retries=0).models.list()
     finally:
-        _stop(secured)
+        stop_server(secured)
 
 
 def test_several_workers_need_a_shared_store() -> None:
@@ -377,9 +327,29 @@ def test_several_workers_need_a_shared_store() -> None:
     assert "--store" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("remote", "message"),
+    [
+        ("S", "expected RUNG=URL"),
+        ("S=gpu-box:8080", "expected an http(s):// base URL"),
+        ("Z=http://127.0.0.1:9/v1", "remote rung(s) Z not among the models S"),
+    ],
+)
+def test_bad_remote_rungs_are_refused_clearly(remote: str, message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "uniscale_integrations.cli", "serve", "--models", "S", "--remote", remote],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_two_workers_share_one_store(store_dir: Path) -> None:
     db = store_dir / "workers.db"
-    workers = _start(
+    workers = start_server(
         store_dir,
         *("--workers", "2", "--modes", "cost-sensitive", "--store", str(db), "--synchronous", "normal"),
         *("--models", "S", "--qp", "1", "--cp", "1,2", "--max-new-tokens", "8", "--no-warmup"),
@@ -401,4 +371,4 @@ def test_two_workers_share_one_store(store_dir: Path) -> None:
         pids = {httpx.get(workers.url + "/health").json()["pid"] for _ in range(8)}
         assert pids  # the workers answer (which one is the OS's choice)
     finally:
-        _stop(workers)
+        stop_server(workers)

@@ -29,6 +29,7 @@ from uniscale_integrations.core.space import Config, ConfigSpace
 from uniscale_integrations.core.store import PolicyStore, open_store
 from uniscale_integrations.errors import (
     BudgetError,
+    ConfigSpaceError,
     InvalidQueryError,
     ModelUnavailableError,
     StoreError,
@@ -197,6 +198,7 @@ class UniScale:
         verifier: Verifier | None = None,
         early_stopping: EarlyStopping | None = None,
         aggregation: Aggregation = "weighted_vote",
+        remote: Mapping[str, str] | None = None,
         **kwargs: object,
     ) -> UniScale:
         """The offline ladder (S and M) over a small QP x CP grid; nothing loads until used.
@@ -204,18 +206,30 @@ class UniScale:
         ``instruction`` is appended to the question (e.g. ``tts.search.STEP_BY_STEP`` for math);
         ``system_prompt`` is put first in chats that bring none. ``verifier`` scores steps and
         answers (default: each path's own token confidence); see :class:`~uniscale_integrations.tts.Executor`.
+        ``remote`` maps rungs to the base URL of an OpenAI-compatible server that serves them under
+        the rung's name (e.g. ``{"M": "http://gpu-box:8080/v1"}``): those rungs generate there
+        (:class:`~uniscale_integrations.tts.openai_backend.OpenAIGenerator`, ChatML prompts), priced
+        by their declared size and the tokens the server reports.
         """
         from uniscale_integrations.models import DEFAULT_LADDER, ModelRegistry, load_model, resolve_device
-        from uniscale_integrations.tts.backends import HFGenerator
+        from uniscale_integrations.tts.backends import Generator, HFGenerator
+        from uniscale_integrations.tts.openai_backend import OpenAIGenerator
         from uniscale_integrations.tts.search import EarlyStopping, Executor
 
         registry = registry if registry is not None else ModelRegistry.default()
         models = tuple(models) if models is not None else DEFAULT_LADDER
         device = device or resolve_device()
         specs = {name: registry[name] for name in models}
+        remote = dict(remote or {})
+        unknown = sorted(set(remote) - set(models))
+        if unknown:
+            raise ConfigSpaceError(f"remote rung(s) {', '.join(unknown)} not among the models {', '.join(models)}")
         cost_model = CostModel.for_device(device)
+        shapes = {n: ModelShape(s.params, s.n_layers, s.kv_dim) for n, s in specs.items()}
 
-        def factory(name: str) -> Callable[[], HFGenerator]:
+        def factory(name: str) -> Callable[[], Generator]:
+            if name in remote:
+                return lambda: OpenAIGenerator(remote[name], name, shapes[name]).check()
             return lambda: HFGenerator(load_model(specs[name], device=device))
 
         executor = Executor(
@@ -228,7 +242,6 @@ class UniScale:
             early_stopping=early_stopping if early_stopping is not None else EarlyStopping(),
             aggregation=aggregation,
         )
-        shapes = {n: ModelShape(s.params, s.n_layers, s.kv_dim) for n, s in specs.items()}
         return cls(
             ConfigSpace.grid(models, qp, cp, bs),
             executor,
@@ -476,7 +489,7 @@ class UniScale:
         decision = Decision(decision_id, config, features.context, cost, execution.score, query_hash(text), text)
         for dropped in self.store.record(decision, max_pending=self._max_pending):
             logger.warning("forgetting decision %s: more than %d await feedback", dropped, self._max_pending)
-        logger.info("decision %s: %s, %.3g eFLOPs, score %.2f", decision_id, config, execution.eflops, execution.score)
+        logger.debug("decision %s: %s, %.3g eFLOPs, score %.2f", decision_id, config, execution.eflops, execution.score)
         return Result(
             answer=execution.answer,
             text=execution.text,

@@ -26,6 +26,13 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _remote(text: str) -> tuple[str, str]:
+    rung, sep, url = text.partition("=")
+    if not sep or not rung.strip() or not url.strip():
+        raise argparse.ArgumentTypeError(f"expected RUNG=URL (e.g. M=http://gpu-box:8080/v1), got {text!r}")
+    return rung.strip(), url.strip()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)
@@ -58,6 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-concurrency", type=int, default=4, help="searches at once per worker (default: 4)")
     parser.add_argument("--no-warmup", action="store_true", help="load models on the first request, not at start")
+    parser.add_argument(
+        "--remote",
+        type=_remote,
+        action="append",
+        default=[],
+        metavar="RUNG=URL",
+        help="generate a rung on an OpenAI-compatible server that serves it under the rung's name "
+        "(e.g. M=http://gpu-box:8080/v1; llama.cpp: --model_alias M, vLLM: --served-model-name M); repeatable",
+    )
 
 
 def settings_of(args: argparse.Namespace) -> ServeSettings:
@@ -77,6 +93,7 @@ def settings_of(args: argparse.Namespace) -> ServeSettings:
         api_key=args.api_key or None,
         max_concurrency=args.max_concurrency,
         warmup=not args.no_warmup,
+        remote=tuple(args.remote),
     )
 
 

@@ -44,6 +44,7 @@ class Engines(Mapping[str, UniScale]):
                         instruction=settings.instruction,
                         seed=settings.seed,
                         store=store,
+                        remote=dict(settings.remote),
                     )
                     engine = first
                 else:  # the same models, executor and encoder under another mode's reward and store

@@ -64,6 +64,8 @@ class ServeSettings:
     """Searches running at once per worker; further requests wait their turn."""
     warmup: bool = True
     """Load the models and the query encoder before accepting requests."""
+    remote: tuple[tuple[str, str], ...] = ()
+    """Rungs generated on an OpenAI-compatible server: ``(rung, base URL)`` pairs."""
 
     def __post_init__(self) -> None:
         if not self.modes:
@@ -83,6 +85,19 @@ class ServeSettings:
             )
         if self.synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', got {self.synchronous!r}")
+        rungs = [rung for rung, _ in self.remote]
+        if len(set(rungs)) != len(rungs):
+            raise ValueError(f"a remote rung is given twice: {', '.join(rungs)}")
+        if rungs:
+            from uniscale_integrations.models import DEFAULT_LADDER  # imports torch: only when needed
+
+            ladder = self.models if self.models is not None else DEFAULT_LADDER
+            unknown = [rung for rung in rungs if rung not in ladder]
+            if unknown:
+                raise ValueError(f"remote rung(s) {', '.join(unknown)} not among the models {', '.join(ladder)}")
+        for rung, url in self.remote:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"remote rung {rung}: expected an http(s):// base URL, got {url!r}")
 
     @property
     def model_names(self) -> list[str]:
@@ -108,6 +123,7 @@ class ServeSettings:
         for key in ("modes", "models", "qp", "cp", "bs"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
+        data["remote"] = tuple(tuple(pair) for pair in data.get("remote", ()))
         return cls(**data)
 
     @classmethod

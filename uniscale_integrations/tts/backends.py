@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from uniscale_integrations.core.cost import ModelShape, Usage
 
@@ -59,6 +59,48 @@ class GenerationBatch:
     usage: Usage = field(default_factory=Usage)
 
 
+class PathRow(Protocol):
+    """One path of a :class:`Session`: what it generated and where it stands."""
+
+    prompt_index: int
+    token_ids: list[int]
+    """Generated tokens (placeholders where a server returns text): the length counts them."""
+    logprob_sum: float
+    status: Literal["running", "step_done", "finished"]
+    finish_reason: str | None
+
+    def text(self, tokenizer: Any) -> str:
+        """The generated text, cut at the stop string it stopped on (``tokenizer``: the generator's)."""
+        ...
+
+
+class Session(Protocol):
+    """Step-wise batched decoding of many paths (:class:`~uniscale_integrations.tts.decoding.DecodeSession`
+    in process, :class:`~uniscale_integrations.tts.openai_backend.RemoteSession` over HTTP)."""
+
+    @property
+    def rows(self) -> Sequence[PathRow]: ...
+
+    @property
+    def usage(self) -> Usage: ...
+
+    def advance(self, max_tokens: int | None = None) -> None:
+        """Decode the running rows until each ends its step (or ``max_tokens`` more tokens)."""
+        ...
+
+    def select(self, indices: Sequence[int]) -> None:
+        """Keep exactly these rows, in this order; a repeated index duplicates a row."""
+        ...
+
+    def resume(self) -> None:
+        """Start a new step in every row that waits at a step end."""
+        ...
+
+    def finish(self, indices: Sequence[int], reason: str) -> None:
+        """Mark rows finished; they never compute again."""
+        ...
+
+
 class Generator(Protocol):
     """A model that samples ``n`` paths for each of several prompts in one batched call."""
 
@@ -69,7 +111,9 @@ class Generator(Protocol):
     def shape(self) -> ModelShape: ...
 
     @property
-    def tokenizer(self) -> PreTrainedTokenizerBase: ...
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The model's tokenizer; None where the backend returns text (a remote server)."""
+        ...
 
     def render(self, messages: Sequence[Message]) -> str:
         """The prompt text for a chat, through the model's chat template."""
@@ -84,7 +128,7 @@ class Generator(Protocol):
         params: SamplingParams,
         *,
         step_delimiter: str | None = None,
-    ) -> DecodeSession:
+    ) -> Session:
         """A step-wise batched decode session (see :mod:`uniscale_integrations.tts.decoding`)."""
         ...
 

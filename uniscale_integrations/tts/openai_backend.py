@@ -38,7 +38,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -114,6 +114,9 @@ class OpenAIGenerator:
     server knows. ``shape`` (parameters, layers, KV width) prices its work in eFLOPs. ``render``
     turns a chat into a prompt (default :func:`chatml`; pass the model's own chat template, e.g.
     a tokenizer's ``apply_chat_template``). ``name`` is the rung's name in the config space.
+    ``extra_body`` is merged into every request, for a server's own sampling options: e.g.
+    ``{"repeat_penalty": 1.0}`` for llama-cpp-python's server, whose default of 1.1 makes its
+    samples differ from the same model's under the HF backend.
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class OpenAIGenerator:
         *,
         name: str | None = None,
         render: Callable[[Sequence[Message]], str] = chatml,
+        extra_body: Mapping[str, Any] | None = None,
         api_key: str | None = None,
         logprobs: bool = True,
         max_concurrency: int = 4,
@@ -138,6 +142,7 @@ class OpenAIGenerator:
         self._shape = shape
         self._name = name if name is not None else model
         self._render = render
+        self.extra_body = dict(extra_body or {})
         self._api_key = api_key
         self.logprobs = logprobs
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
@@ -219,6 +224,7 @@ class OpenAIGenerator:
 
     def _body(self, request: _Request, params: SamplingParams, stop: Sequence[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
+            **self.extra_body,
             "model": self.model,
             "prompt": request.prompt,
             "max_tokens": request.max_tokens,
