@@ -3,9 +3,13 @@
 For each config (BS >= 2 and CP >= 4, on the S and M rungs) and each question, the same
 search runs twice with the same seed — once with early stopping, once without — and the
 accuracy, eFLOPs and whether the final answer changed are compared. Outcomes are appended
-to a JSON-lines file as they come, so an interrupted run resumes where it stopped.
+to a JSON-lines file as they come (with each path's status, steps, tokens, answer and
+score), so an interrupted run resumes where it stopped. ``--rules`` picks early stopping's
+rules (both by default, or the path bound or the decided vote alone); the report puts every
+set of rules the log holds side by side.
 
     python benchmarks/early_stopping.py --questions 60 --configs S/qp1/cp4/bs2,M/qp1/cp4/bs2
+    python benchmarks/early_stopping.py --questions 60 --rules vote --runs on
 """
 
 from __future__ import annotations
@@ -28,15 +32,20 @@ from uniscale_integrations.tts import STEP_BY_STEP, EarlyStopping
 logger = logging.getLogger("benchmarks.early_stopping")
 HERE = Path(__file__).resolve().parent
 CAVEAT = (
-    "Each question runs twice with the same seed, early stopping on and off; steps end at blank lines and "
-    "the verifier is each path's own step confidence. Every row samples from its own random stream, so "
-    "pruning a row does not change what the others sample; an answer changes only through pruning. "
-    "A config with fewer questions than asked was stopped before the end (rerun the command to resume the log)."
+    "Each question runs with the same seed with early stopping off and on; steps end at blank lines and the "
+    "verifier is each path's own step confidence. Rules: `paths` is method.md's bound, path by path (a pruned "
+    "beam leaves its tree); `vote` stops every path once the weighted vote's winner can no longer change "
+    "(exact given v_sup). Every row samples from its own random stream, so stopping a row does not change "
+    "what the others sample; an answer changes only through stopping (or, rarely, through the last bits of "
+    "a batched matrix product on fewer rows). A row with fewer questions than asked was stopped before the "
+    "end (rerun its command to resume the log)."
 )
 
 
 def _engines(configs: Sequence[Config], args: argparse.Namespace) -> dict[bool, UniScale]:
-    stopping = EarlyStopping(h_max=args.h_max, v_sup=args.v_sup)
+    stopping = EarlyStopping(
+        h_max=args.h_max, v_sup=args.v_sup, bound_paths="paths" in args.rules, decided_vote="vote" in args.rules
+    )
     return {
         enabled: UniScale.from_defaults(
             models=sorted({c.model for c in configs}),
@@ -52,17 +61,44 @@ def _engines(configs: Sequence[Config], args: argparse.Namespace) -> dict[bool, 
     }
 
 
-def _load(path: Path) -> dict[tuple[str, str, bool], dict[str, object]]:
+RULE = 2
+"""Version of the executor's pruning rule; a log row made under another version is not reused.
+
+1: a pruned beam's slot went to the next-best sibling; 2: a pruned beam leaves its tree for good."""
+
+
+RULES = ("paths,vote", "vote", "paths")
+"""Early stopping's rules: the paper's path bound and the decided vote (the default), or one alone."""
+
+
+def _stopping(args: argparse.Namespace, rules: str | None) -> str:
+    """The key of one side of the comparison in the log: early stopping off (``rules`` None; ``h_max``
+    still limits the steps) or on with ``rules``."""
+    if rules is None:
+        return f"h_max={args.h_max},off"
+    v_sup = "observed" if args.v_sup is None else args.v_sup
+    only = "" if rules == RULES[0] else f",only={rules}"
+    return f"h_max={args.h_max},v_sup={v_sup},rule={RULE}{only}"
+
+
+def _load(path: Path) -> dict[tuple[str, str, str], dict[str, object]]:
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["question"], r["config"], r["early_stopping"]): r for r in rows}
+    return {(r["question"], r["config"], r["stopping"]): r for r in rows}
 
 
 def collect(questions: Sequence[Question], configs: Sequence[Config], args: argparse.Namespace) -> None:
     done = _load(args.out)
     engines = _engines(configs, args)
-    todo = [(q, c, es) for c in configs for q in questions for es in (True, False) if (q.id, str(c), es) not in done]
+    sides = [es for es in (True, False) if ("on" if es else "off") in args.runs]
+    todo = [
+        (q, c, es)
+        for c in configs
+        for q in questions
+        for es in sides
+        if (q.id, str(c), _stopping(args, args.rules if es else None)) not in done
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as log:
         for question, config, enabled in tqdm(todo, desc="early stopping", unit="run"):
@@ -73,6 +109,7 @@ def collect(questions: Sequence[Question], configs: Sequence[Config], args: argp
                 "tier": question.tier,
                 "config": str(config),
                 "early_stopping": enabled,
+                "stopping": _stopping(args, args.rules if enabled else None),
                 "answer": result.answer,
                 "correct": question.is_correct(result.answer),
                 "eflops": result.eflops,
@@ -80,37 +117,42 @@ def collect(questions: Sequence[Question], configs: Sequence[Config], args: argp
                 "tokens_processed": result.usage.tokens_processed,
                 "seconds": result.seconds,
                 "pruned": sum(p.status == "pruned" for p in result.paths),
+                "paths": [[p.status, p.steps, p.completion_tokens, p.answer, p.final_score] for p in result.paths],
             }
             log.write(json.dumps(row) + "\n")
             log.flush()
 
 
-def summarise(path: Path, configs: Sequence[Config]) -> str:
+def summarise(path: Path, configs: Sequence[Config], args: argparse.Namespace) -> str:
+    """One row per config and early-stopping rules that the log holds, against early stopping off."""
     rows = _load(path)
+    off = _stopping(args, None)
     lines = [
-        "| config | questions | accuracy off | accuracy on | mean eFLOPs off | mean eFLOPs on | eFLOPs saved "
-        "| answer unchanged | paths pruned / question |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| config | rules | questions | accuracy off | accuracy on | mean eFLOPs off | mean eFLOPs on "
+        "| eFLOPs saved | answer unchanged | paths stopped / question |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for config in configs:
-        pairs = [
-            (rows[(q, str(config), True)], rows[(q, str(config), False)])
-            for (q, c, es) in rows
-            if c == str(config) and es and (q, c, False) in rows
-        ]
-        if not pairs:
-            continue
-        on = [p[0] for p in pairs]
-        off = [p[1] for p in pairs]
-        saved = 1 - sum(float(r["eflops"]) for r in on) / sum(float(r["eflops"]) for r in off)  # type: ignore[arg-type]
-        unchanged = sum(a["answer"] == b["answer"] for a, b in pairs) / len(pairs)
-        lines.append(
-            f"| {config} | {len(pairs)} | {statistics.mean(bool(r['correct']) for r in off):.3f} "
-            f"| {statistics.mean(bool(r['correct']) for r in on):.3f} "
-            f"| {statistics.mean(float(r['eflops']) for r in off):.3g} "  # type: ignore[arg-type]
-            f"| {statistics.mean(float(r['eflops']) for r in on):.3g} "  # type: ignore[arg-type]
-            f"| {saved:.1%} | {unchanged:.1%} | {statistics.mean(int(r['pruned']) for r in on):.1f} |"  # type: ignore[call-overload]
-        )
+        for rules in RULES:
+            stopping = _stopping(args, rules)
+            pairs = [
+                (rows[(q, c, stopping)], rows[(q, c, off)])
+                for (q, c, side) in rows
+                if c == str(config) and side == stopping and (q, c, off) in rows
+            ]
+            if not pairs:
+                continue
+            on_runs = [p[0] for p in pairs]
+            off_runs = [p[1] for p in pairs]
+            saved = 1 - sum(float(r["eflops"]) for r in on_runs) / sum(float(r["eflops"]) for r in off_runs)  # type: ignore[arg-type]
+            unchanged = sum(a["answer"] == b["answer"] for a, b in pairs) / len(pairs)
+            lines.append(
+                f"| {config} | {rules} | {len(pairs)} | {statistics.mean(bool(r['correct']) for r in off_runs):.3f} "
+                f"| {statistics.mean(bool(r['correct']) for r in on_runs):.3f} "
+                f"| {statistics.mean(float(r['eflops']) for r in off_runs):.3g} "  # type: ignore[arg-type]
+                f"| {statistics.mean(float(r['eflops']) for r in on_runs):.3g} "  # type: ignore[arg-type]
+                f"| {saved:.1%} | {unchanged:.1%} | {statistics.mean(int(r['pruned']) for r in on_runs):.1f} |"  # type: ignore[call-overload]
+            )
     return "\n".join(lines)
 
 
@@ -128,6 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "early_stopping.jsonl")
+    parser.add_argument("--runs", default="on,off", help="which sides to run: on, off or both (on,off)")
+    parser.add_argument(
+        "--rules",
+        default="paths,vote",
+        choices=["paths,vote", "paths", "vote"],
+        help="early stopping's rules: the paper's path bound, the decided vote, or both",
+    )
     parser.add_argument("--report-only", action="store_true", help="summarise what the log holds")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="markdown file to update")
     args = parser.parse_args(argv)
@@ -135,14 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = [Config.parse(c) for c in args.configs.split(",")]
     if not args.report_only:
         collect(mixed_stream(args.questions, seed=args.seed), configs, args)
-    table = summarise(args.out, configs)
+    table = summarise(args.out, configs, args)
     print(table)
     v_sup = "observed" if args.v_sup is None else args.v_sup
     command = (
         f"python benchmarks/early_stopping.py --questions {args.questions} --configs {args.configs} "
-        f"--max-new-tokens {args.max_new_tokens} --h-max {args.h_max} --v-sup {v_sup}"
+        f"--max-new-tokens {args.max_new_tokens} --h-max {args.h_max} --v-sup {v_sup} --rules RULES"
     )
-    write_section(args.results, "Early stopping", f"Command: `{command}`\n\n{table}\n\n{CAVEAT}\n")
+    write_section(
+        args.results,
+        "Early stopping",
+        f"Command: `{command}`, once per row's rules (each run resumes the log)\n\n{table}\n\n{CAVEAT}\n",
+    )
     return 0
 
 

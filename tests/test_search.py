@@ -12,7 +12,7 @@ from uniscale_integrations.core.answers import extract_answer
 from uniscale_integrations.core.events import Event, PathPruned, StepScored
 from uniscale_integrations.core.verifiers import Verdicts
 from uniscale_integrations.models import ModelRegistry, load_model
-from uniscale_integrations.tts import STEP_BY_STEP, EarlyStopping, Executor, HFGenerator
+from uniscale_integrations.tts import STEP_BY_STEP, EarlyStopping, Executor, HFGenerator, vote_decided
 from uniscale_integrations.tts.decoding import DecodeSession
 
 QUESTION = [{"role": "user", "content": "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left?"}]
@@ -89,7 +89,7 @@ def test_bs2_keeps_at_most_two_beams_per_step(generator: HFGenerator, monkeypatc
 
 def test_early_stopping_prunes_exactly_when_the_bound_says(generator: HFGenerator) -> None:
     verifier = ScriptedVerifier(partial=0.2, final=0.9)
-    stopping = EarlyStopping(h_max=4, v_sup=1.0)
+    stopping = EarlyStopping(h_max=4, v_sup=1.0, decided_vote=False)
     events, listener = _recording()
     execution = _executor(generator, verifier=verifier, early_stopping=stopping, max_new_tokens=64).execute(
         QUESTION, Config("S", cp=6), seed=5, listeners=[listener]
@@ -118,6 +118,72 @@ def test_early_stopping_prunes_exactly_when_the_bound_says(generator: HFGenerato
     if pruned:
         assert execution.usage.tokens_processed < lenient.usage.tokens_processed
         assert execution.eflops < lenient.eflops
+
+
+def test_a_pruned_beam_leaves_its_tree_for_good(generator: HFGenerator) -> None:
+    # Steps of even length score 1, odd ones 0: after the first finish, paths with a bad step are
+    # pruned while the others go on, so the trees shrink unevenly.
+    verifier = ScriptedVerifier(partial=lambda text: float(len(text) % 2 == 0), final=0.9)
+    stopping = EarlyStopping(h_max=8, v_sup=1.0, decided_vote=False)
+    config = Config("S", cp=3, bs=2)
+    events, listener = _recording()
+    execution = _executor(generator, verifier=verifier, early_stopping=stopping, max_new_tokens=96).execute(
+        QUESTION, config, seed=2, listeners=[listener]
+    )
+    pruned = {p.id for p in execution.paths if p.status == "pruned"}
+    assert pruned, "the scripted scores must prune some beams"
+    for tree in range(config.cp):
+        paths = [p for p in execution.paths if p.tree == tree]
+        finalists = sum(p.final_score is not None for p in paths)
+        # each of the tree's BS beams ends once: as a candidate answer or pruned, never both
+        assert finalists + sum(p.id in pruned for p in paths) <= config.bs
+    scored = Counter(e.step for e in events if isinstance(e, StepScored))
+    first_prune = min(e.step for e in events if isinstance(e, PathPruned) and e.path_id in pruned)
+    assert scored[first_prune + 1] < scored[first_prune]  # fewer paths decode after a prune
+
+
+def test_the_vote_is_decided_only_when_no_answer_can_overtake() -> None:
+    from uniscale_integrations.tts.search import PathTrace
+
+    def path(i: int, answer: str | None, score: float | None) -> PathTrace:
+        return PathTrace(i, 0, i, None, answer=answer, final_score=score)
+
+    done = [path(0, "7", 0.9), path(1, "7", 0.8), path(2, "9", 0.6)]
+    # leader 1.7, runner-up 0.6: one open beam (up to 1.0) cannot close the gap, two can
+    assert vote_decided(done, 1, 1.0) is not None
+    assert vote_decided(done, 2, 1.0) is None
+    assert vote_decided(done, 3, 0.3) is not None  # the open beams can add 0.9 at most
+    # majority counts paths: 2 vs 1 is decided with no open beam only
+    assert vote_decided(done, 0, 1.0, "majority") is not None
+    assert vote_decided(done, 1, 1.0, "majority") is None
+    # best score: decided once a finished path reaches the largest score any path could get
+    assert vote_decided(done, 5, 0.9, "best_score") is not None
+    assert vote_decided(done, 5, 0.95, "best_score") is None
+    assert vote_decided([path(0, None, 0.9)], 0, 1.0) is None  # no extracted answer, nothing to decide
+    assert vote_decided([path(0, "7", None)], 0, 1.0) is None  # nothing finished
+
+
+def test_a_decided_vote_stops_the_search(generator: HFGenerator) -> None:
+    # Finished paths score 0.45 and no step can score above v_sup = 0.5, so over a long horizon the
+    # path bound (about 0.5) never prunes; the search stops once the open beams, 0.5 each, cannot
+    # lift another answer past the leader.
+    verifier = ScriptedVerifier(partial=0.3, final=0.45)
+    question = [{"role": "user", "content": "What is 2 + 3?"}]
+    options = {"verifier": verifier, "max_new_tokens": 48, "temperature": 0.3}
+    events, listener = _recording()
+    on = _executor(generator, early_stopping=EarlyStopping(h_max=1000, v_sup=0.5), **options).execute(
+        question, Config("S", cp=8), seed=5, listeners=[listener]
+    )
+    off = _executor(generator, early_stopping=EarlyStopping(enabled=False, h_max=1000), **options).execute(
+        question, Config("S", cp=8), seed=5
+    )
+    decided = [e for e in events if isinstance(e, PathPruned) and e.reason.startswith("vote decided")]
+    assert decided, "the seed must give a vote that is decided before every path finishes"
+    assert len(decided) == sum(isinstance(e, PathPruned) for e in events)  # the path bound pruned none
+    assert vote_decided([p for p in on.paths if p.finished], len(decided), 0.5) is not None
+    assert vote_decided([p for p in on.paths if p.finished], len(decided) + 2, 0.5) is None
+    assert on.answer == off.answer  # exact: the stopped paths could not have changed the winner
+    assert on.usage.completion_tokens < off.usage.completion_tokens
 
 
 def test_early_stopping_saves_compute_that_shows_in_the_cost(generator: HFGenerator) -> None:

@@ -9,6 +9,7 @@ from uniscale_integrations.tts.search import (
     Executor,
     PathTrace,
     aggregate,
+    vote_decided,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "PathTrace",
     "SamplingParams",
     "aggregate",
+    "vote_decided",
 ]

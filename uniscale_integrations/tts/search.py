@@ -20,6 +20,11 @@ remaining steps could not beat the best finished path, ``V_max``::
 
     (j * V + (H_max - j) * v_sup) / H_max  <  V_max
 
+A pruned beam leaves its tree for good (its slot is not handed to a sibling), so the
+compute it would have used is saved, not moved. Beyond the paper, the search also stops
+once the **vote is decided**: when no answer could overtake the leader even if every beam
+still open finished on it with a final score of ``v_sup``.
+
 **Aggregation** pools the finished paths' final answers: a verifier-weighted vote (the
 default), a plain majority vote, or the single best-scored path.
 
@@ -48,7 +53,7 @@ from uniscale_integrations.tts.backends import Generator, Message, SamplingParam
 
 if TYPE_CHECKING:
     from uniscale_integrations.core.verifiers import Verifier
-    from uniscale_integrations.tts.decoding import DecodeSession, Row
+    from uniscale_integrations.tts.backends import PathRow, Session
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +80,16 @@ class EarlyStopping:
     """Path-aware early stopping: prune a path that can no longer beat the best finished one.
 
     ``v_sup`` is the largest score a step can get; ``None`` uses the largest step score
-    seen so far in this search (an empirical, less conservative bound).
+    seen so far in this search (an empirical, less conservative bound). ``bound_paths`` is
+    the paper's rule, path by path; ``decided_vote`` stops every path once the aggregation's
+    winner can no longer change (alone, it never changes the answer).
     """
 
     enabled: bool = True
     h_max: int = 8
     v_sup: float | None = 1.0
+    bound_paths: bool = True
+    decided_vote: bool = True
 
     def __post_init__(self) -> None:
         if self.h_max < 1:
@@ -189,6 +198,35 @@ def aggregate(paths: Sequence[PathTrace], method: Aggregation = "weighted_vote")
     else:
         raise ValueError(f"unknown aggregation {method!r}")
     return max((p for p in done if p.answer == winner), key=lambda p: p.final_score or 0.0)
+
+
+def vote_decided(
+    paths: Sequence[PathTrace], open_beams: int, v_sup: float, method: Aggregation = "weighted_vote"
+) -> str | None:
+    """Why :func:`aggregate`'s answer can no longer change, or ``None`` while it still can.
+
+    ``open_beams`` paths may still finish, each with a final score of at most ``v_sup``: the
+    winner is decided when even all of them backing the runner-up (or a new answer) could not
+    overtake the leader.
+    """
+    done = [p for p in paths if p.finished]
+    if not done:
+        return None
+    if method == "best_score":
+        best = max(p.final_score or 0.0 for p in done)
+        return f"best finished score {best:.3f} >= v_sup {v_sup:.3f}" if best >= v_sup else None
+    tally: dict[str, float] = defaultdict(float)
+    for path in done:
+        if path.answer is not None:
+            tally[path.answer] += (path.final_score or 0.0) if method == "weighted_vote" else 1.0
+    if not tally:
+        return None
+    leader, *others = sorted(tally.values(), reverse=True)
+    runner_up = others[0] if others else 0.0
+    reach = open_beams * (v_sup if method == "weighted_vote" else 1.0)
+    if leader > runner_up + reach:
+        return f"vote decided: leader {leader:.3f} > runner-up {runner_up:.3f} + {open_beams} open beams ({reach:.3f})"
+    return None
 
 
 def answer_score(paths: Sequence[PathTrace], winner: PathTrace) -> float:
@@ -345,14 +383,14 @@ class _Search:
             self._advance(session)
             self._score(session, rows)
             keep = self._select_beams(rows, beams)
-            keep = self._stop_early(rows, keep)
+            keep = self._stop_early(rows, keep, beams)
             expansion = [i for i in keep for _ in range(config.bs if config.bs > 1 else 1)]
             rows = [rows[i] if k == 0 else self._child(rows[i]) for k, i in _with_copy_index(expansion)]
             session.select(expansion)
             session.resume()
         return self.paths, session.usage
 
-    def _advance(self, session: DecodeSession) -> None:
+    def _advance(self, session: Session) -> None:
         """Decode to the next step end; under a budget in short stretches, finishing every path at a cap."""
         if self.budget is None:
             session.advance()
@@ -378,7 +416,7 @@ class _Search:
     def _child(self, parent: PathTrace) -> PathTrace:
         return self._new_path(parent.variant, parent.tree, parent)
 
-    def _score(self, session: DecodeSession, rows: list[PathTrace]) -> None:
+    def _score(self, session: Session, rows: list[PathTrace]) -> None:
         tokenizer = self.generator.tokenizer
         final = [
             r.status == "finished" or len(p.step_scores) + 1 >= self.stopping.h_max
@@ -406,7 +444,7 @@ class _Search:
         return verifier.name if verifier is not None else "self-confidence"
 
     def _verify(
-        self, session_rows: Sequence[Row], paths: Sequence[PathTrace], texts: Sequence[str], final: Sequence[bool]
+        self, session_rows: Sequence[PathRow], paths: Sequence[PathTrace], texts: Sequence[str], final: Sequence[bool]
     ) -> list[float]:
         verifier = self.executor.verifier
         if verifier is None:
@@ -453,7 +491,8 @@ class _Search:
                     keep.append(i)
         return keep
 
-    def _stop_early(self, rows: list[PathTrace], keep: list[int]) -> list[int]:
+    def _stop_early(self, rows: list[PathTrace], keep: list[int], beams: dict[int, int]) -> list[int]:
+        """The kept paths that early stopping lets go on; a pruned path gives up its tree's beam."""
         if not self.stopping.enabled:
             return keep
         finished = [p.final_score for p in self.paths if p.final_score is not None]
@@ -465,7 +504,7 @@ class _Search:
         for i in keep:
             path = rows[i]
             bound = self.stopping.bound(path.steps, path.mean_score, v_sup)
-            if bound < best_final:
+            if self.stopping.bound_paths and bound < best_final:
                 self._prune(
                     path,
                     "pruned",
@@ -473,8 +512,15 @@ class _Search:
                     bound=bound,
                     best_final=best_final,
                 )
+                beams[path.tree] -= 1
             else:
                 survivors.append(i)
+        if survivors and self.stopping.decided_vote:
+            decided = vote_decided(self.paths, sum(beams.values()), v_sup, self.executor.aggregation)
+            if decided is not None:
+                for i in survivors:
+                    self._prune(rows[i], "pruned", decided)
+                return []
         return survivors
 
     def _prune(
@@ -501,7 +547,7 @@ def _with_copy_index(indices: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _step_confidence(row: Row, path: PathTrace) -> float:
+def _step_confidence(row: PathRow, path: PathTrace) -> float:
     """Geometric-mean token probability of the step just decoded."""
     logprob_sum, length = path._logprob_mark
     tokens = len(row.token_ids) - length
@@ -511,7 +557,7 @@ def _step_confidence(row: Row, path: PathTrace) -> float:
     return math.exp((row.logprob_sum - logprob_sum) / tokens)
 
 
-def _finish_status(row: Row) -> PathStatus:
+def _finish_status(row: PathRow) -> PathStatus:
     if row.status != "finished":
         return "step_limit"
     if row.finish_reason == "budget":
