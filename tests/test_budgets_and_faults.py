@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -13,6 +15,7 @@ from store_support import SPACE, ScriptedExecutor, make_engine
 from uniscale_integrations import Config, ConfigSpace, CostModel, UniScale
 from uniscale_integrations.core.budget import Budget
 from uniscale_integrations.core.events import Listener
+from uniscale_integrations.core.verifiers import Verdicts
 from uniscale_integrations.errors import BudgetError, ModelUnavailableError
 from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.tts import HFGenerator
@@ -188,3 +191,31 @@ def test_a_failing_verifier_degrades_to_self_confidence(
     assert "verifier 'broken' failed" in caplog.text
     assert 0.0 <= execution.score <= 1.0
     assert all(0.0 <= s <= 1.0 for p in execution.paths for s in p.step_scores)
+
+
+def test_a_verifier_past_its_timeout_counts_as_failed(generator: HFGenerator, caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+
+    class Hanging:
+        name = "hanging"
+
+        def score(self, question: str, solutions: Sequence[str], *, partial: bool = False) -> Verdicts:
+            release.wait(30)  # a service that does not answer
+            return Verdicts(scores=[1.0] * len(solutions))
+
+    checked = Executor(
+        {"S": lambda: generator}, CostModel(), max_new_tokens=24, verifier=Hanging(), verifier_timeout=0.2
+    )
+    started = time.perf_counter()
+    try:
+        with caplog.at_level(logging.WARNING):
+            execution = checked.execute(QUESTION, Config("S", cp=2), seed=5)
+    finally:
+        release.set()
+    calls = caplog.text.count("verifier 'hanging' failed")
+    assert calls >= 1
+    assert "no verdict within 0.2 s" in caplog.text
+    assert time.perf_counter() - started < 30  # the search did not wait for the verifier
+    assert all(0.0 <= s < 1.0 for p in execution.paths for s in p.step_scores)  # own confidence, not 1.0
+    with pytest.raises(ValueError, match="verifier_timeout"):
+        Executor({"S": lambda: generator}, CostModel(), verifier_timeout=0)

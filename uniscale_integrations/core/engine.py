@@ -198,6 +198,7 @@ class UniScale:
         verifier: Verifier | None = None,
         early_stopping: EarlyStopping | None = None,
         aggregation: Aggregation = "weighted_vote",
+        verifier_timeout: float | None = None,
         remote: Mapping[str, str] | None = None,
         **kwargs: object,
     ) -> UniScale:
@@ -205,9 +206,10 @@ class UniScale:
 
         ``instruction`` is appended to the question (e.g. ``tts.search.STEP_BY_STEP`` for math);
         ``system_prompt`` is put first in chats that bring none. ``verifier`` scores steps and
-        answers (default: each path's own token confidence); see :class:`~uniscale_integrations.tts.Executor`.
-        ``remote`` maps rungs to the base URL of an OpenAI-compatible server that serves them under
-        the rung's name (e.g. ``{"M": "http://gpu-box:8080/v1"}``): those rungs generate there
+        answers (default: each path's own token confidence), each call within ``verifier_timeout``
+        seconds when set; see :class:`~uniscale_integrations.tts.Executor`. ``remote`` maps rungs
+        to the base URL of an OpenAI-compatible server that serves them under the rung's name (e.g.
+        ``{"M": "http://gpu-box:8080/v1"}``): those rungs generate there
         (:class:`~uniscale_integrations.tts.openai_backend.OpenAIGenerator`, ChatML prompts), priced
         by their declared size and the tokens the server reports.
         """
@@ -241,6 +243,7 @@ class UniScale:
             verifier=verifier,
             early_stopping=early_stopping if early_stopping is not None else EarlyStopping(),
             aggregation=aggregation,
+            verifier_timeout=verifier_timeout,
         )
         return cls(
             ConfigSpace.grid(models, qp, cp, bs),

@@ -35,6 +35,7 @@ CP = 1 decodes greedily (the variants bring the diversity); CP > 1 or BS > 1 sam
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import time
@@ -52,7 +53,7 @@ from uniscale_integrations.errors import ConfigSpaceError, ModelUnavailableError
 from uniscale_integrations.tts.backends import Generator, Message, SamplingParams
 
 if TYPE_CHECKING:
-    from uniscale_integrations.core.verifiers import Verifier
+    from uniscale_integrations.core.verifiers import Verdicts, Verifier
     from uniscale_integrations.tts.backends import PathRow, Session
 
 logger = logging.getLogger(__name__)
@@ -256,9 +257,12 @@ class Executor:
         early_stopping: EarlyStopping = EarlyStopping(),
         aggregation: Aggregation = "weighted_vote",
         step_delimiter: str = "\n\n",
+        verifier_timeout: float | None = None,
     ):
         if aggregation not in ("weighted_vote", "majority", "best_score"):
             raise ValueError(f"unknown aggregation {aggregation!r}")
+        if verifier_timeout is not None and not verifier_timeout > 0:
+            raise ValueError(f"verifier_timeout must be > 0 seconds, got {verifier_timeout!r}")
         self._factories = dict(generators)
         self._generators: dict[str, Generator] = {}
         self.cost_model = cost_model
@@ -270,6 +274,22 @@ class Executor:
         self.early_stopping = early_stopping
         self.aggregation: Aggregation = aggregation
         self.step_delimiter = step_delimiter
+        self.verifier_timeout = verifier_timeout
+        """Seconds a verifier call may take; a late call counts as failed (the paths' own confidence
+        stands in) and is left to finish in its thread."""
+        self._verifier_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _call_verifier(self, verifier: Verifier, question: str, solutions: Sequence[str], partial: bool) -> Verdicts:
+        """The verifier's verdicts, within :attr:`verifier_timeout` when one is set (else :class:`TimeoutError`)."""
+        if self.verifier_timeout is None:
+            return verifier.score(question, solutions, partial=partial)
+        if self._verifier_pool is None:
+            self._verifier_pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="verifier")
+        future = self._verifier_pool.submit(verifier.score, question, solutions, partial=partial)
+        try:
+            return future.result(timeout=self.verifier_timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"no verdict within {self.verifier_timeout:g} s") from None
 
     def generator(self, model: str) -> Generator:
         """The generator for ``model``, created on first use (:class:`ModelUnavailableError` if that fails)."""
@@ -455,7 +475,9 @@ class _Search:
             if not chosen:
                 continue
             try:
-                verdicts = verifier.score(self.question, [texts[i] for i in chosen], partial=not is_final)
+                verdicts = self.executor._call_verifier(
+                    verifier, self.question, [texts[i] for i in chosen], partial=not is_final
+                )
             except Exception as exc:  # a failing verifier must degrade the scores, not crash the search
                 logger.warning("verifier %r failed, using the paths' own confidence: %r", verifier.name, exc)
                 for i in chosen:
