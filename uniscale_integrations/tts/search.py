@@ -35,9 +35,9 @@ CP = 1 decodes greedily (the variants bring the diversity); CP > 1 or BS > 1 sam
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -276,20 +276,28 @@ class Executor:
         self.step_delimiter = step_delimiter
         self.verifier_timeout = verifier_timeout
         """Seconds a verifier call may take; a late call counts as failed (the paths' own confidence
-        stands in) and is left to finish in its thread."""
-        self._verifier_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        stands in) and is left to finish in a daemon thread, which never holds up the process's exit."""
 
     def _call_verifier(self, verifier: Verifier, question: str, solutions: Sequence[str], partial: bool) -> Verdicts:
         """The verifier's verdicts, within :attr:`verifier_timeout` when one is set (else :class:`TimeoutError`)."""
         if self.verifier_timeout is None:
             return verifier.score(question, solutions, partial=partial)
-        if self._verifier_pool is None:
-            self._verifier_pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="verifier")
-        future = self._verifier_pool.submit(verifier.score, question, solutions, partial=partial)
-        try:
-            return future.result(timeout=self.verifier_timeout)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError(f"no verdict within {self.verifier_timeout:g} s") from None
+        outcome: list[Verdicts | BaseException] = []
+
+        def call() -> None:
+            try:
+                outcome.append(verifier.score(question, solutions, partial=partial))
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append(exc)
+
+        thread = threading.Thread(target=call, name=f"verifier-{verifier.name}", daemon=True)
+        thread.start()
+        thread.join(self.verifier_timeout)
+        if not outcome:
+            raise TimeoutError(f"no verdict within {self.verifier_timeout:g} s")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def generator(self, model: str) -> Generator:
         """The generator for ``model``, created on first use (:class:`ModelUnavailableError` if that fails)."""
