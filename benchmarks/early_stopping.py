@@ -62,23 +62,23 @@ def _engines(configs: Sequence[Config], args: argparse.Namespace) -> dict[bool, 
 
 
 RULE = 2
-"""Version of the executor's pruning rule; a log row made under another version is not reused.
+"""Version of the executor's pruning rules; a log row made under another version is not reused.
 
-1: a pruned beam's slot went to the next-best sibling; 2: a pruned beam leaves its tree for good."""
-
+1: the path bound only, and a pruned beam's slot went to the next-best sibling (session 2's runs,
+kept in the report for comparison); 2: a pruned beam leaves its tree for good, and the decided vote."""
 
 RULES = ("paths,vote", "vote", "paths")
 """Early stopping's rules: the paper's path bound and the decided vote (the default), or one alone."""
 
 
-def _stopping(args: argparse.Namespace, rules: str | None) -> str:
+def _stopping(args: argparse.Namespace, rules: str | None, version: int = RULE) -> str:
     """The key of one side of the comparison in the log: early stopping off (``rules`` None; ``h_max``
-    still limits the steps) or on with ``rules``."""
+    still limits the steps) or on with ``rules`` under the rules' ``version``."""
     if rules is None:
         return f"h_max={args.h_max},off"
     v_sup = "observed" if args.v_sup is None else args.v_sup
-    only = "" if rules == RULES[0] else f",only={rules}"
-    return f"h_max={args.h_max},v_sup={v_sup},rule={RULE}{only}"
+    only = "" if rules == RULES[0] or version == 1 else f",only={rules}"
+    return f"h_max={args.h_max},v_sup={v_sup},rule={version}{only}"
 
 
 def _load(path: Path) -> dict[tuple[str, str, str], dict[str, object]]:
@@ -133,8 +133,8 @@ def summarise(path: Path, configs: Sequence[Config], args: argparse.Namespace) -
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for config in configs:
-        for rules in RULES:
-            stopping = _stopping(args, rules)
+        for version, rules in [(RULE, r) for r in RULES] + [(1, "paths")]:
+            stopping = _stopping(args, rules, version)
             pairs = [
                 (rows[(q, c, stopping)], rows[(q, c, off)])
                 for (q, c, side) in rows
@@ -146,8 +146,9 @@ def summarise(path: Path, configs: Sequence[Config], args: argparse.Namespace) -
             off_runs = [p[1] for p in pairs]
             saved = 1 - sum(float(r["eflops"]) for r in on_runs) / sum(float(r["eflops"]) for r in off_runs)  # type: ignore[arg-type]
             unchanged = sum(a["answer"] == b["answer"] for a, b in pairs) / len(pairs)
+            label = rules if version == RULE else f"{rules} (v{version})"
             lines.append(
-                f"| {config} | {rules} | {len(pairs)} | {statistics.mean(bool(r['correct']) for r in off_runs):.3f} "
+                f"| {config} | {label} | {len(pairs)} | {statistics.mean(bool(r['correct']) for r in off_runs):.3f} "
                 f"| {statistics.mean(bool(r['correct']) for r in on_runs):.3f} "
                 f"| {statistics.mean(float(r['eflops']) for r in off_runs):.3g} "  # type: ignore[arg-type]
                 f"| {statistics.mean(float(r['eflops']) for r in on_runs):.3g} "  # type: ignore[arg-type]
