@@ -19,8 +19,10 @@ import json
 import logging
 import statistics
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from _results import write_section
 from tqdm.auto import tqdm
@@ -81,7 +83,7 @@ def _stopping(args: argparse.Namespace, rules: str | None, version: int = RULE) 
     return f"h_max={args.h_max},v_sup={v_sup},rule={version}{only}"
 
 
-def _load(path: Path) -> dict[tuple[str, str, str], dict[str, object]]:
+def _load(path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -144,16 +146,47 @@ def summarise(path: Path, configs: Sequence[Config], args: argparse.Namespace) -
                 continue
             on_runs = [p[0] for p in pairs]
             off_runs = [p[1] for p in pairs]
-            saved = 1 - sum(float(r["eflops"]) for r in on_runs) / sum(float(r["eflops"]) for r in off_runs)  # type: ignore[arg-type]
+            saved = 1 - sum(float(r["eflops"]) for r in on_runs) / sum(float(r["eflops"]) for r in off_runs)
             unchanged = sum(a["answer"] == b["answer"] for a, b in pairs) / len(pairs)
             label = rules if version == RULE else f"{rules} (v{version})"
             lines.append(
                 f"| {config} | {label} | {len(pairs)} | {statistics.mean(bool(r['correct']) for r in off_runs):.3f} "
                 f"| {statistics.mean(bool(r['correct']) for r in on_runs):.3f} "
-                f"| {statistics.mean(float(r['eflops']) for r in off_runs):.3g} "  # type: ignore[arg-type]
-                f"| {statistics.mean(float(r['eflops']) for r in on_runs):.3g} "  # type: ignore[arg-type]
-                f"| {saved:.1%} | {unchanged:.1%} | {statistics.mean(int(r['pruned']) for r in on_runs):.1f} |"  # type: ignore[call-overload]
+                f"| {statistics.mean(float(r['eflops']) for r in off_runs):.3g} "
+                f"| {statistics.mean(float(r['eflops']) for r in on_runs):.3g} "
+                f"| {saved:.1%} | {unchanged:.1%} | {statistics.mean(int(r['pruned']) for r in on_runs):.1f} |"
             )
+    return "\n".join(lines)
+
+
+def anatomy(path: Path, configs: Sequence[Config], args: argparse.Namespace) -> str:
+    """What the searches without early stopping looked like (from the paths logged): how split the
+    vote was, how many finalists ran into the token cap, how many paths beam search outranked."""
+    rows = _load(path)
+    off = _stopping(args, None)
+    lines = []
+    for config in configs:
+        traced = [r for (q, c, side), r in rows.items() if c == str(config) and side == off and "paths" in r]
+        if not traced:
+            continue
+        leading, unanimous, capped, finalists, outranked, paths = [], 0, 0, 0, 0, 0
+        for row in traced:
+            trace = row["paths"]  # [status, steps, tokens, answer, final score] per path
+            final = [p for p in trace if p[4] is not None]
+            votes = Counter(p[3] for p in final)
+            share = votes.most_common(1)[0][1] / len(final) if final else 0.0
+            leading.append(share)
+            unanimous += share == 1.0
+            capped += sum(p[0] == "length" for p in final)
+            finalists += len(final)
+            outranked += sum(p[0] == "outranked" for p in trace)
+            paths += len(trace)
+        lines.append(
+            f"- {config}, early stopping off ({len(traced)} questions traced): the finalists agree on one answer "
+            f"on {unanimous} questions; the leading answer has {statistics.mean(leading):.0%} of the finalists on "
+            f"average; {capped / max(finalists, 1):.0%} of the finalists end at the token cap (all at about the same "
+            f"time); {outranked / max(paths, 1):.0%} of the paths are beam children outranked at a step end."
+        )
     return "\n".join(lines)
 
 
@@ -187,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         collect(mixed_stream(args.questions, seed=args.seed), configs, args)
     table = summarise(args.out, configs, args)
     print(table)
+    shape = anatomy(args.out, configs, args)
+    print(shape)
     v_sup = "observed" if args.v_sup is None else args.v_sup
     command = (
         f"python benchmarks/early_stopping.py --questions {args.questions} --configs {args.configs} "
@@ -195,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_section(
         args.results,
         "Early stopping",
-        f"Command: `{command}`, once per row's rules (each run resumes the log)\n\n{table}\n\n{CAVEAT}\n",
+        f"Command: `{command}`, once per row's rules (each run resumes the log)\n\n{table}\n\n{CAVEAT}\n\n"
+        f"What the searches looked like:\n\n{shape}\n",
     )
     return 0
 
