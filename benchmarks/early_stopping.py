@@ -39,8 +39,9 @@ CAVEAT = (
     "beam leaves its tree); `vote` stops every path once the weighted vote's winner can no longer change "
     "(exact given v_sup). Every row samples from its own random stream, so stopping a row does not change "
     "what the others sample; an answer changes only through stopping (or, rarely, through the last bits of "
-    "a batched matrix product on fewer rows). A row with fewer questions than asked was stopped before the "
-    "end (rerun its command to resume the log)."
+    "a batched matrix product on fewer rows). The v1 rows ran in session 2 under the rule of the day and are "
+    "compared with today's off runs. A row with fewer questions than asked was stopped before the end (rerun "
+    "its command to resume the log)."
 )
 
 
