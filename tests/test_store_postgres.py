@@ -18,7 +18,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from serve_support import free_port
 from store_support import (
     SPACE,
     assert_same_policy,
@@ -68,12 +68,6 @@ N_PROCESSES = 4
 N_PER_PROCESS = 500
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL server on 127.0.0.1; yields the URL of its ``postgres`` database."""
@@ -90,7 +84,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.chown(base, account.pw_uid, account.pw_gid)
     else:
         base = tmp_path_factory.mktemp("postgres")
-    data, port = base / "data", _free_port()
+    data, port = base / "data", free_port()
 
     def run(*command: str) -> None:
         prefix = ["runuser", "-u", user, "--"] if user else []
@@ -293,7 +287,7 @@ def test_schemas_urls_and_damage(postgres: str, schema: str) -> None:
     with pytest.raises(ValueError, match="schema"):
         PostgresStore(postgres, schema="Robert'); DROP TABLE")
 
-    closed = f"postgresql://uniscale:hunter2@127.0.0.1:{_free_port()}/postgres"
+    closed = f"postgresql://uniscale:hunter2@127.0.0.1:{free_port()}/postgres"
     with pytest.raises(StoreError, match="cannot reach") as caught:
         PostgresStore(closed, connect_timeout=5)
     assert "hunter2" not in str(caught.value)

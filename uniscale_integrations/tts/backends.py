@@ -59,6 +59,10 @@ class GenerationBatch:
     usage: Usage = field(default_factory=Usage)
 
 
+RowStatus = Literal["running", "step_done", "finished"]
+"""Where a path stands: decoding, waiting at a step end, or done."""
+
+
 class PathRow(Protocol):
     """One path of a :class:`Session`: what it generated and where it stands."""
 
@@ -66,7 +70,7 @@ class PathRow(Protocol):
     token_ids: list[int]
     """Generated tokens (placeholders where a server returns text): the length counts them."""
     logprob_sum: float
-    status: Literal["running", "step_done", "finished"]
+    status: RowStatus
     finish_reason: str | None
 
     def text(self, tokenizer: Any) -> str:

@@ -54,14 +54,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from uniscale_integrations.core.cost import Usage
-from uniscale_integrations.tts.backends import SamplingParams, _cut_at_stop, _eos_ids
+from uniscale_integrations.tts.backends import RowStatus, SamplingParams, _cut_at_stop, _eos_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from uniscale_integrations.models import LoadedModel
 
-RowStatus = Literal["running", "step_done", "finished"]
 Backend = Literal["auto", "fast", "hf"]
 Weights = Literal["fp32", "int8"]
 

@@ -44,11 +44,10 @@ from typing import Any, Literal
 
 from uniscale_integrations.core.cost import ModelShape, Usage
 from uniscale_integrations.errors import ModelUnavailableError, UniScaleError
-from uniscale_integrations.tts.backends import Completion, GenerationBatch, Message, SamplingParams
+from uniscale_integrations.tts.backends import Completion, GenerationBatch, Message, RowStatus, SamplingParams
 
 logger = logging.getLogger(__name__)
 
-RowStatus = Literal["running", "step_done", "finished"]
 _RETRIED_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _Stop = Literal["step", "stop", "eos", "length"]
 
