@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from uniscale_integrations.core.answers import check_numeric, extract_answer
+from uniscale_integrations.core.answers import check_numeric, extract_answer, stated_answer
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,25 @@ class Question:
     tier: str
     text: str
     answer: str
+    entry: Mapping[str, Any] | None = field(default=None, compare=False, repr=False, hash=False)
+    """The reasoning-gym entry the question came from (for its own checker, :meth:`score`)."""
+
+    def score(self, solution: str) -> float:
+        """reasoning-gym's own score (1.0 = right) of the answer a solution text states.
+
+        The answer is the last ``Answer: ...`` (or ``\\boxed{}``) line, else the last number,
+        with Markdown emphasis and a trailing full stop removed.
+        """
+        import reasoning_gym
+
+        if self.entry is None:
+            raise ValueError(f"{self.id} carries no reasoning-gym entry to score against")
+        stated = stated_answer(solution)
+        answer = stated.strip().strip("*").rstrip(".").strip() if stated is not None else extract_answer(solution)
+        if answer is None:
+            return 0.0
+        family = self.entry["metadata"]["source_dataset"]
+        return float(reasoning_gym.get_score_answer_fn(family)(answer=answer, entry=self.entry))
 
     def is_correct(self, prediction: str | None) -> bool:
         """Whether a predicted final answer (or a whole solution text) is right."""
@@ -50,7 +69,16 @@ TIERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     ),
     "legs": ("leg_counting", {"min_animals": 1, "max_animals": 3, "max_instances": 3}),
     "gsm": ("gsm_symbolic", {}),
+    "equations": ("simple_equations", {}),
+    "weekday": ("calendar_arithmetic", {}),
+    "syllogism": ("syllogism", {}),
+    "family": ("family_relationships", {}),
+    "durations": ("time_intervals", {}),
 }
+
+
+V1_TIERS: tuple[str, ...] = ("chain_sum_easy", "chain_sum_hard", "arithmetic", "legs", "gsm")
+"""The tiers of outcome table v1 (the default stream)."""
 
 
 def tier_questions(tier: str, size: int, seed: int) -> list[Question]:
@@ -63,14 +91,20 @@ def tier_questions(tier: str, size: int, seed: int) -> list[Question]:
         raise ValueError(f"unknown tier {tier!r}; choose from {sorted(TIERS)}") from None
     dataset = reasoning_gym.create_dataset(generator, size=size, seed=seed, **knobs)
     return [
-        Question(id=f"{tier}-{seed}-{i}", tier=tier, text=str(entry["question"]).strip(), answer=str(entry["answer"]))
+        Question(
+            id=f"{tier}-{seed}-{i}",
+            tier=tier,
+            text=str(entry["question"]).strip(),
+            answer=str(entry["answer"]),
+            entry=entry,
+        )
         for i, entry in enumerate(dataset)
     ]
 
 
 def mixed_stream(size: int, seed: int = 0, tiers: Sequence[str] | None = None) -> list[Question]:
     """``size`` questions spread evenly over ``tiers``, in a seeded random order."""
-    tiers = list(tiers) if tiers is not None else list(TIERS)
+    tiers = list(tiers) if tiers is not None else list(V1_TIERS)
     if size < 1 or not tiers:
         raise ValueError("a stream needs a positive size and at least one tier")
     per_tier = -(-size // len(tiers))

@@ -33,6 +33,8 @@ from decimal import Decimal, InvalidOperation
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _ANSWER_LINE = re.compile(r"\banswer\b\s*(?:is\b\s*[:=]?|[:=])\s*\**\s*([^\n]+)", re.IGNORECASE)
 """'Answer: x', 'answer = x' or 'the answer is x' (not 'the answer lies in ...', not 'answered')."""
+_FINAL_LINE = re.compile(r"^[\s*#>-]*(?:the\s+)?(?:final\s+)?answer\s*[:=]\s*\**\s*\S", re.IGNORECASE)
+"""A line that opens with 'Answer:' (or 'Final answer =', '**Answer:** ...')."""
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _STATED_TRIM = re.compile(r"^[\s*]+|[\s*.]+$")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
@@ -97,6 +99,15 @@ def stated_answer(text: str) -> str | None:
         if stated and not stated.startswith("\\"):
             return stated
     return None
+
+
+def is_final_answer_line(line: str) -> bool:
+    """Whether a line states a final answer in the format the instructions ask for.
+
+    >>> is_final_answer_line("**Answer:** 12"), is_final_answer_line("The answer is the sum of both")
+    (True, False)
+    """
+    return _FINAL_LINE.match(line) is not None
 
 
 def normalize_text(text: str) -> str:

@@ -28,6 +28,10 @@ class SamplingParams:
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    greedy_first: bool = False
+    """The first path of each prompt decodes greedily; the others sample (candidate 0 is the greedy one)."""
+    stop_at_answer: bool = False
+    """A path ends once it has written a final-answer line ("Answer: ..."): what follows is never read."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from uniscale_integrations.core.answers import is_final_answer_line
 from uniscale_integrations.core.cost import Usage
 from uniscale_integrations.tts.backends import RowStatus, SamplingParams, _cut_at_stop, _eos_ids
 
@@ -63,6 +64,9 @@ if TYPE_CHECKING:
 
 Backend = Literal["auto", "fast", "hf"]
 Weights = Literal["fp32", "int8"]
+
+ANSWER_WINDOW = 48
+"""Tokens looked at to find the line a newline just ended (``SamplingParams.stop_at_answer``)."""
 
 TOP_P_CANDIDATES = 64
 """Top-p sampling first looks at this many most likely tokens and widens only when the
@@ -87,6 +91,10 @@ class Row:
     """Stop strings: :meth:`text` is cut at the first one when the row stopped on it."""
     stream: int = field(default=0, repr=False)
     """This row's own random stream: its draws do not depend on which other rows share the batch."""
+    greedy: bool = False
+    """Decodes greedily whatever the session's temperature (``SamplingParams.greedy_first``)."""
+    step_marks: list[tuple[int, float]] = field(default_factory=list)
+    """``(tokens, logprob_sum)`` at each step end passed without pausing (``mark_steps``)."""
     _content: bool = field(default=False, repr=False)
     _pending: bool = field(default=False, repr=False)
     _decoded: tuple[int, str] | None = field(default=None, repr=False, compare=False)
@@ -136,6 +144,7 @@ class DecodeSession:
         backend: Backend | None = None,
         weights: Weights = "fp32",
         ignore_eos: bool = False,
+        mark_steps: bool = False,
     ):
         if not prompts:
             raise ValueError("a decode session needs at least one prompt")
@@ -150,6 +159,8 @@ class DecodeSession:
         self.tokenizer = loaded.tokenizer
         self.params = params
         self.step_delimiter = step_delimiter
+        self.mark_steps = mark_steps
+        """Record step ends in ``Row.step_marks`` and keep decoding, instead of waiting at them."""
         self.ignore_eos = ignore_eos
         """Benchmarks only: never stop on end-of-sequence tokens (fixed-length decoding)."""
         self.usage = Usage()
@@ -163,8 +174,9 @@ class DecodeSession:
             distinct.setdefault(prompt, len(distinct))
         source = [distinct[prompts[i]] for i, c in enumerate(counts) for _ in range(c)]
         self.rows: list[Row] = [Row(prompt_index=i, stop=params.stop) for i, c in enumerate(counts) for _ in range(c)]
-        for index, row in enumerate(self.rows):
-            row.stream = _mix(base, index)
+        for row, copy_index in zip(self.rows, (j for c in counts for j in range(c)), strict=True):
+            row.greedy = params.greedy_first and copy_index == 0
+            row.stream = _mix(base, row.prompt_index, copy_index - 1 if params.greedy_first else copy_index)
 
         encoded = self.tokenizer(list(distinct), return_tensors="pt", padding=True, add_special_tokens=False)
         input_ids = encoded["input_ids"].to(loaded.device)
@@ -228,6 +240,7 @@ class DecodeSession:
             if i in copies:
                 row = copy.copy(row)
                 row.token_ids = list(row.token_ids)
+                row.step_marks = list(row.step_marks)
                 row.stream = _mix(row.stream, copies[i], len(row.token_ids))
             copies[i] = copies.get(i, 0) + 1
             new_rows.append(row)
@@ -289,6 +302,12 @@ class DecodeSession:
             draws = [_uniform(self.rows[self._slot_rows[slot]]) for slot in range(count)]
             uniforms = torch.tensor(draws, dtype=torch.float64, device=self._logits.device)
         tokens, logprobs = sample_tokens(self._logits[:count], self.params, uniforms=uniforms)
+        greedy = [slot for slot in range(count) if self.rows[self._slot_rows[slot]].greedy]
+        if greedy and self.params.temperature != 0:
+            index = torch.tensor(greedy, device=self._logits.device)
+            logits = self._logits.index_select(0, index).float()
+            tokens[index] = logits.argmax(dim=-1)
+            logprobs[index] = logits.gather(1, tokens[index].unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, -1)
         for slot, (token, logprob) in enumerate(zip(tokens.tolist(), logprobs.tolist(), strict=True)):
             row = self.rows[self._slot_rows[slot]]
             row.token_ids.append(token)
@@ -305,16 +324,32 @@ class DecodeSession:
         if stops and self._ends_with_new(row.token_ids, 0, stops, need_content=False):
             row.status, row.finish_reason = "finished", "stop"
             return
+        if self.params.stop_at_answer and self._ends_answer_line(row.token_ids):
+            row.status, row.finish_reason = "finished", "answer"
+            return
         if len(row.token_ids) >= self.params.max_new_tokens:
             row.status, row.finish_reason = "finished", "length"
             return
         if self.step_delimiter:
             need = not row._content
             if self._ends_with_new(row.token_ids, row.step_start, [self.step_delimiter], need_content=need):
-                row.status = "step_done"
+                if self.mark_steps:
+                    row.step_marks.append((len(row.token_ids), row.logprob_sum))
+                    row.step_start = len(row.token_ids)
+                    row._content = False
+                else:
+                    row.status = "step_done"
             elif need:
                 window = row.token_ids[max(row.step_start, len(row.token_ids) - self._window) :]
                 row._content = bool(_decode(self.tokenizer, window).strip())
+
+    def _ends_answer_line(self, ids: list[int]) -> bool:
+        """Whether the last token ended a line that states a final answer."""
+        if "\n" not in _decode(self.tokenizer, ids[-1:]):
+            return False
+        lines = _decode(self.tokenizer, ids[-ANSWER_WINDOW:]).split("\n")
+        finished = [line for line in lines[:-1] if line.strip()]
+        return bool(finished) and is_final_answer_line(finished[-1])
 
     def _ends_with_new(self, ids: list[int], start: int, needles: list[str], *, need_content: bool) -> bool:
         """Whether a needle occurs in ``ids[start:]``'s text, ending in the text of the last token.

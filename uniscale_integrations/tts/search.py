@@ -60,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 STEP_BY_STEP = "Think step by step, then give the final answer as 'Answer: <number>'."
 """Instruction for math questions: chain of thought (give it 160+ new tokens)."""
+REASON_THEN_ANSWER = "Think step by step, then give the final answer on its own last line as 'Answer: <answer>'."
+"""Instruction for any question with a short answer (numbers, words, dates, lists): chain of thought."""
 BRIEF = "Reply with only the final answer, as 'Answer: <number>'."
 """Instruction for math questions: the answer alone (fast; 24 new tokens suffice)."""
 

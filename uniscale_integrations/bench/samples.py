@@ -1,0 +1,230 @@
+"""Collect the samples that outcome table v2 is derived from: greedy plus 8 seeded samples.
+
+For every question and model, one batched decode session runs ``variants`` question variants
+(QP) with ``1 + samples`` paths each: path 0 of a variant is greedy, paths 1.. sample, each
+from its own seeded stream (:class:`~uniscale_integrations.tts.decoding.DecodeSession` gives a
+row a stream that depends only on the seed, its variant and its copy index). Nothing is
+pruned and no path pauses at step ends; each step end is recorded as it passes
+(``Row.step_marks``: tokens and cumulative log-probability), and every path stops at its
+end-of-sequence token, its final-answer line or the token cap.
+
+So every BS = 1 configuration is derived from the record rather than run again:
+
+- ``qp1/cp1`` is variant 0's greedy path, ``qp2/cp1`` both variants' greedy paths;
+- ``qp/cpk`` is the first ``k`` samples of each of the first ``qp`` variants (with
+  ``greedy_first``: the greedy path and the first ``k - 1`` samples), exactly what a live run
+  with the same seed samples, because a row's draws depend on nothing but its stream;
+- early stopping "on" replays the recorded step ends and scores through the stopping rule;
+- eFLOPs follow from the recorded token counts and prompt lengths by the decode session's own
+  accounting.
+
+Each (question, model) record is one JSON line, appended when its session ends: a collection
+resumes where it stopped, and the work files (one per ``chunk`` questions, gzipped once full)
+are small enough to commit as they grow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream
+from uniscale_integrations.errors import UniScaleError
+
+logger = logging.getLogger(__name__)
+
+V2_TIERS: tuple[str, ...] = (
+    "chain_sum_easy",
+    "chain_sum_hard",
+    "arithmetic",
+    "legs",
+    "gsm",
+    "equations",
+    "weekday",
+    "syllogism",
+    "family",
+    "durations",
+)
+"""Candidate tiers of table v2 (ten, over nine reasoning-gym families); the table keeps those
+whose per-config accuracies spread (chosen before any policy is replayed)."""
+
+
+@dataclass(frozen=True)
+class ModelSampling:
+    """How one rung samples its candidates."""
+
+    max_new_tokens: int = 384
+    temperature: float = 0.6
+    top_p: float = 0.9
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """What to collect: questions, models, variants, samples per variant, and how."""
+
+    models: tuple[str, ...] = ("S", "M")
+    sampling: Mapping[str, ModelSampling] = field(default_factory=lambda: {"S": ModelSampling(), "M": ModelSampling()})
+    tiers: tuple[str, ...] = V2_TIERS
+    questions: int = 300
+    """Questions in the stream, spread evenly over the tiers, in a seeded order."""
+    variants: int = 2
+    samples: int = 8
+    seed: int = 2
+    tune_share: float = 0.2
+    step_delimiter: str = "\n\n"
+    chunk: int = 25
+    """Questions per work file."""
+
+    def __post_init__(self) -> None:
+        if set(self.sampling) != set(self.models):
+            raise ValueError(f"sampling settings for {sorted(self.sampling)}, models {sorted(self.models)}")
+        if self.questions < 1 or self.variants < 1 or self.samples < 1 or self.chunk < 1:
+            raise ValueError("questions, variants, samples and chunk must be positive")
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["sampling"] = {m: asdict(s) for m, s in self.sampling.items()}
+        return json.loads(json.dumps(values))
+
+    def stream(self) -> list[tuple[Question, str]]:
+        questions = mixed_stream(self.questions, seed=self.seed, tiers=self.tiers)
+        splits = assign_splits(questions, self.tune_share, seed=self.seed)
+        return [(q, splits[q.id]) for q in questions]
+
+
+def question_seed(question_id: str) -> int:
+    """The sampling seed of every run of a question (collection and live)."""
+    return zlib.crc32(question_id.encode())
+
+
+def work_files(work: Path) -> list[Path]:
+    """The work directory's files in chunk order (full chunks gzipped, the open one plain)."""
+    return sorted(work.glob("chunk-*.jsonl*"))
+
+
+def read_records(work: Path) -> Iterator[dict[str, Any]]:
+    """Every record of a work directory; a torn last line (a killed run) is skipped."""
+    for path in work_files(work):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    logger.warning("%s:%d: ignoring a torn line", path, number)
+
+
+def collect_samples(plan: SamplePlan, work: Path, *, limit: int | None = None, progress: bool = True) -> Path:
+    """Run every missing (question, model) of ``plan`` into ``work``; resumable.
+
+    ``limit`` stops after that many new records (for a bounded chunk of work).
+    """
+    from tqdm.auto import tqdm
+
+    from uniscale_integrations.models import ModelRegistry, load_model
+    from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
+    from uniscale_integrations.tts.decoding import DecodeSession
+    from uniscale_integrations.tts.search import REASON_THEN_ANSWER, question_variants
+
+    work.mkdir(parents=True, exist_ok=True)
+    header = work / "plan.json"
+    if header.exists():
+        stored = json.loads(header.read_text())
+        if stored["plan"] != plan.as_dict():
+            raise UniScaleError(f"{work} holds another plan ({stored['plan']}); use a new work directory")
+    else:
+        header.write_text(json.dumps({"plan": plan.as_dict(), "instruction": REASON_THEN_ANSWER}, indent=1) + "\n")
+    done = {(r["question"], r["model"]) for r in read_records(work)}
+    stream = plan.stream()
+    todo = [(i, q, s, m) for i, (q, s) in enumerate(stream) for m in plan.models if (q.id, m) not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    logger.info("collect_samples: %d records done, %d to go -> %s", len(done), len(todo), work)
+    registry = ModelRegistry.default()
+    generators: dict[str, HFGenerator] = {}
+    bar = tqdm(todo, desc="samples", unit="record", disable=not progress)
+    for index, question, split, model in bar:
+        bar.set_postfix_str(f"{question.tier} {model}")
+        if model not in generators:
+            generators[model] = HFGenerator(load_model(registry[model]))
+        generator = generators[model]
+        sampling = plan.sampling[model]
+        chats = question_variants([{"role": "user", "content": question.text}], plan.variants, REASON_THEN_ANSWER)
+        prompts = [generator.render(chat) for chat in chats]
+        params = SamplingParams(
+            max_new_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            seed=question_seed(question.id),
+            greedy_first=True,
+            stop_at_answer=True,
+        )
+        started = time.perf_counter()
+        session = DecodeSession(
+            generator.loaded, prompts, 1 + plan.samples, params, step_delimiter=plan.step_delimiter, mark_steps=True
+        )
+        session.advance()
+        seconds = time.perf_counter() - started
+        tokenizer = generator.tokenizer
+        paths = []
+        for row_index, row in enumerate(session.rows):
+            text = row.text(tokenizer).strip()
+            paths.append(
+                {
+                    "variant": row.prompt_index,
+                    "sample": row_index % (1 + plan.samples) - 1,
+                    "tokens": len(row.token_ids),
+                    "finish": row.finish_reason,
+                    "logprob": round(row.logprob_sum, 4),
+                    "steps": [[t, round(lp, 4)] for t, lp in row.step_marks],
+                    "text": text,
+                    "correct": question.score(text),
+                }
+            )
+        record = {
+            "question": question.id,
+            "index": index,
+            "tier": question.tier,
+            "split": split,
+            "text": question.text,
+            "answer": question.answer,
+            "model": model,
+            "prompt_tokens": [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts],
+            "usage": asdict(session.usage),
+            "seconds": round(seconds, 2),
+            "paths": paths,
+        }
+        _append(work, index // plan.chunk, record, full=_chunk_complete(plan, stream, index, done, record))
+    return work
+
+
+def _chunk_complete(
+    plan: SamplePlan, stream: Sequence[tuple[Question, str]], index: int, done: set[tuple[str, str]], record: Mapping
+) -> bool:
+    done.add((record["question"], record["model"]))
+    chunk = index // plan.chunk
+    members = stream[chunk * plan.chunk : (chunk + 1) * plan.chunk]
+    return all((q.id, m) in done for q, _ in members for m in plan.models)
+
+
+def _append(work: Path, chunk: int, record: Mapping[str, Any], *, full: bool) -> None:
+    plain = work / f"chunk-{chunk:03d}.jsonl"
+    torn = plain.exists() and plain.stat().st_size > 0 and not plain.read_bytes().endswith(b"\n")
+    with plain.open("a", encoding="utf-8") as out:
+        if torn:
+            out.write("\n")
+        out.write(json.dumps(record) + "\n")
+    if full:  # a finished chunk is gzipped once (about a quarter of the size) and never written again
+        data = plain.read_bytes()
+        with gzip.open(work / f"chunk-{chunk:03d}.jsonl.gz", "wb", compresslevel=9, mtime=0) as packed:
+            packed.write(data)
+        plain.unlink()
