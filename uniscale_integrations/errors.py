@@ -45,6 +45,22 @@ class StoreCorruptError(StoreError):
     """The store file is damaged or is not a store; the message names the file and the way back."""
 
 
+class StoreIOError(StoreError):
+    """The disk under the store failed (full, or an I/O error); the store itself is not damaged."""
+
+
+class StoreLostRowsError(StoreCorruptError):
+    """The store's log holds fewer committed rows than were acknowledged (a deleted or stale ``-wal``)."""
+
+
+class StoreModeError(StoreError):
+    """The store's feedback was logged under other reward weights than this engine's."""
+
+
+class ContextLengthError(InvalidQueryError):
+    """The rendered prompt and its new tokens do not fit the context window of any eligible model."""
+
+
 class StoreVersionError(StoreError):
     """The store was written by a newer version of this package."""
 

@@ -30,6 +30,7 @@ from uniscale_integrations.core.store import PolicyStore, open_store
 from uniscale_integrations.errors import (
     BudgetError,
     ConfigSpaceError,
+    ContextLengthError,
     InvalidQueryError,
     ModelUnavailableError,
     StoreError,
@@ -45,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 Message = dict[str, str]
 MAX_QUERY_CHARS = 100_000
+"""The most characters a query may have, all its messages together."""
+MAX_MESSAGES = 1_000
+"""The most messages a chat may have."""
 
 
 class ConfigExecutor(Protocol):
@@ -62,6 +66,11 @@ class ConfigExecutor(Protocol):
         temperature: float | None = None,
         budget: Budget | None = None,
     ) -> Execution: ...
+
+    def prompt_tokens(self, messages: Sequence[Message], model: str, qp: int) -> int | None:
+        """Tokens of the longest of ``qp`` question variants' rendered prompts on ``model``
+        (``None`` where the backend cannot count them before it runs)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,15 @@ class UniScale:
         specs: Mapping[str, ModelSpec] | None = None,
         store: str | os.PathLike[str] | PolicyStore | None = None,
         snapshot_every: int = 1000,
+        max_prompt_tokens: int | None = None,
+        refit_rewards: bool = False,
     ):
+        if max_prompt_tokens is not None and (
+            isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1
+        ):
+            raise ValueError(f"max_prompt_tokens must be a positive integer or None, got {max_prompt_tokens!r}")
+        self.max_prompt_tokens = max_prompt_tokens
+        """The most prompt tokens a query may render to (each model's context window bounds it too)."""
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending must be a positive integer, got {max_pending!r}")
         self.cost_model = cost_model if cost_model is not None else CostModel()
@@ -167,6 +184,7 @@ class UniScale:
         self.store = open_store(store)
         try:
             self._attach_space()
+            self._attach_reward(refit_rewards)
             self._replica = Replica(
                 self.store,
                 self._space,
@@ -253,6 +271,17 @@ class UniScale:
             cost_model=cost_model,
             specs=specs,
             **kwargs,  # type: ignore[arg-type]
+        )
+
+    def _attach_reward(self, refit: bool) -> None:
+        """Record the reward weights in the store; a store logged under others is refused unless ``refit``."""
+
+        def reweigh(correct: float | None, score: float, cost: float) -> float:
+            return self.weights.reward(correct=score if correct is None else correct, score=score, cost=cost)
+
+        weights = self.weights
+        self.store.attach_reward(
+            {"correct": weights.correct, "score": weights.score, "cost": weights.cost}, reweigh if refit else None
         )
 
     def _attach_space(self) -> None:
@@ -385,11 +414,16 @@ class UniScale:
             isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1
         ):
             raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-        if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature < math.inf):
+        if temperature is not None and (
+            isinstance(temperature, bool) or not (isinstance(temperature, int | float) and 0 <= temperature < math.inf)
+        ):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        stop = checked_stop(stop)
         if models is not None:
             models = self._known_models(models)
         messages = _as_messages(query)
+        fitting = self._fitting_models(messages, max_new_tokens, models if config is None else {config.model})
+        models = fitting if config is None else models
         features = self.features(messages)
         while True:
             arm, estimate = (
@@ -402,9 +436,53 @@ class UniScale:
             except ModelUnavailableError as exc:
                 if config is not None or exc.model not in self._space.models:
                     raise
-                with self._lock:
-                    self._excluded.add(exc.model)
-                logger.warning("%s; its configurations are left out from now on", exc)
+                self._exclude(exc)
+
+    def _exclude(self, error: ModelUnavailableError) -> None:
+        """Leave a model that failed to load out of this engine's choices from now on."""
+        with self._lock:
+            self._excluded.add(error.model)
+        logger.warning("%s; its configurations are left out from now on", error)
+
+    def _fitting_models(
+        self, messages: list[Message], max_new_tokens: int | None, models: Collection[str] | None
+    ) -> frozenset[str]:
+        """The models (of ``models``, default all) whose context window holds the rendered prompt and
+        its new tokens, within :attr:`max_prompt_tokens`; :class:`ContextLengthError` when none does."""
+        candidates = list(models) if models is not None else list(self._space.models)
+        new = max_new_tokens if max_new_tokens is not None else int(getattr(self.executor, "max_new_tokens", 0))
+        count = getattr(self.executor, "prompt_tokens", None)
+        fits, refusals = [], []
+        with self._lock:
+            excluded = set(self._excluded)
+        for model in candidates:
+            if model in excluded:
+                continue
+            qp = max(c.qp for c in self._space if c.model == model)
+            try:
+                tokens = count(messages, model, qp) if count is not None else None
+            except ModelUnavailableError as exc:
+                self._exclude(exc)
+                continue
+            window = self.specs[model].context_length if model in self.specs else None
+            too_long = []
+            if tokens is not None and window is not None and tokens + new > window:
+                too_long.append(f"{tokens:,} prompt + {new:,} new tokens exceed its context window of {window:,}")
+            if tokens is not None and self.max_prompt_tokens is not None and tokens > self.max_prompt_tokens:
+                too_long.append(f"{tokens:,} prompt tokens exceed the limit of {self.max_prompt_tokens:,}")
+            if too_long:
+                refusals.append(f"{model}: {'; '.join(too_long)}")
+            else:
+                fits.append(model)
+        if not fits and not refusals:  # every candidate failed to load
+            names = ", ".join(sorted(candidates))
+            raise ModelUnavailableError(names, f"no model of the space could be loaded ({names}); see the warnings")
+        if not fits:
+            raise ContextLengthError(
+                f"the prompt is too long for every model ({' | '.join(refusals)}); "
+                "shorten the messages or ask for fewer new tokens"
+            )
+        return frozenset(fits)
 
     def _known_models(self, models: Collection[str]) -> frozenset[str]:
         if isinstance(models, str) or not models:
@@ -517,7 +595,7 @@ class UniScale:
         verifier's score (a user's rating in [0, 1]).
         """
         correct_value = _unit("correct", correct)
-        score_value = _unit("score", score)
+        score_value = _unit("score", score, booleans=False)
         decision_id = checked_decision_id(decision_id)
 
         def judge(decision: Decision) -> Outcome:
@@ -559,7 +637,7 @@ class UniScale:
             data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StoreError(f"cannot import {path}: {exc}") from exc
-        imported = self.store.import_(data, str(path))
+        imported = self.store.import_(data, str(path), context_dim=self.encoder.context_dim)
         self.sync()
         return imported
 
@@ -576,14 +654,26 @@ class UniScale:
         self.close()
 
 
-def _unit(name: str, value: bool | float | None) -> float | None:
+def _unit(name: str, value: bool | float | None, *, booleans: bool = True) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool):
+    if isinstance(value, bool) and booleans:
         return float(value)
-    if not isinstance(value, int | float) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a bool or a finite number in [0, 1], got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be {'a bool or ' if booleans else ''}a finite number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be {'a bool or ' if booleans else ''}a finite number in [0, 1], got {value!r}")
     return float(value)
+
+
+def checked_stop(stop: Sequence[str]) -> tuple[str, ...]:
+    """Stop sequences as a tuple; each must be a non-empty string (the server's rule too)."""
+    if isinstance(stop, str):
+        stop = [stop]
+    stops = tuple(stop)
+    if any(not isinstance(s, str) or not s for s in stops):
+        raise ValueError("stop sequences must be non-empty strings")
+    return stops
 
 
 def _as_messages(query: str | Sequence[Message]) -> list[Message]:
@@ -592,17 +682,30 @@ def _as_messages(query: str | Sequence[Message]) -> list[Message]:
     if isinstance(query, bytes | bytearray):
         raise InvalidQueryError("a query must be text (str), got bytes: decode them first")
     if isinstance(query, Sequence) and query:
+        if len(query) > MAX_MESSAGES:
+            raise InvalidQueryError(f"the chat has {len(query):,} messages; the limit is {MAX_MESSAGES:,}")
         messages = []
-        for m in query:
+        for i, m in enumerate(query):
             if not (isinstance(m, Mapping) and isinstance(m.get("role"), str) and "content" in m):
                 raise InvalidQueryError(f"a chat message needs 'role' and 'content', got {reprlib.repr(m)}")
-            message = {"role": m["role"], "content": str(m["content"])}
+            if m["content"] is None:
+                raise InvalidQueryError(f"messages[{i}] has no content")
+            if not isinstance(m["content"], str):
+                raise InvalidQueryError(
+                    f"messages[{i}]: UniScale takes text only; the content is a {type(m['content']).__name__}"
+                )
+            message = {"role": m["role"], "content": m["content"]}
             for text in message.values():
                 _check_unicode(text)
             messages.append(message)
         if not any(m["role"] == "user" for m in messages):
             raise InvalidQueryError("the chat has no user message")
         _validated_text(_query_text(messages))
+        total = sum(len(m["content"]) for m in messages)
+        if total > MAX_QUERY_CHARS:
+            raise InvalidQueryError(
+                f"the chat has {total:,} characters in all its messages; the limit is {MAX_QUERY_CHARS:,}"
+            )
         return messages
     raise InvalidQueryError(f"a query must be a non-empty string or chat, got {type(query).__name__}")
 

@@ -17,6 +17,11 @@ order (see :mod:`uniscale_integrations.core.replica`). One feedback is one trans
 so a decision takes exactly one feedback even when many processes share the file. The
 SQL is shared with the PostgreSQL store (:mod:`uniscale_integrations.core.store_base`).
 
+Beside the file, ``<file>-log`` keeps the highest feedback row ever acknowledged (written after
+each commit, outside the WAL). At open, a log that ends below it lost committed rows (a deleted
+or stale ``-wal`` file, an older copy of the file): the store refuses to open
+(:class:`StoreLostRowsError`) rather than hand a lost decision a second feedback.
+
 The file runs in WAL mode, so readers never block the one writer. ``synchronous="full"``
 (the default) makes every commit survive a power cut; ``"normal"`` survives a crash of the
 process (not of the machine) and commits far faster. Nothing is pickled: arrays are raw
@@ -26,6 +31,8 @@ little-endian float64 bytes, their shapes implied by the dimensions kept beside 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import sqlite3
 import tempfile
@@ -34,7 +41,9 @@ from pathlib import Path
 from typing import Literal
 
 from uniscale_integrations.core.store_base import EXPORT_FORMAT, SCHEMA_VERSION, PolicyStore
-from uniscale_integrations.errors import StoreCorruptError, StoreError
+from uniscale_integrations.errors import StoreCorruptError, StoreError, StoreIOError, StoreLostRowsError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["EXPORT_FORMAT", "MEMORY", "SCHEMA_VERSION", "PolicyStore", "SQLiteStore", "Synchronous", "open_store"]
 
@@ -122,10 +131,40 @@ class SQLiteStore(PolicyStore):
                 if self.path == MEMORY:
                     _create_tables(conn)
                 self._check_schema(conn)
+                self._check_log_length(conn)
             except BaseException:
                 conn.close()
                 raise
         return conn
+
+    @property
+    def _counter(self) -> Path | None:
+        """The file beside the store that keeps the highest acknowledged feedback row."""
+        return None if self.path == MEMORY else Path(f"{self.path}-log")
+
+    def _check_log_length(self, conn: sqlite3.Connection) -> None:
+        acknowledged = _read_counter(self._counter) if self._counter is not None else 0
+        if not acknowledged:
+            return
+        present = conn.execute("SELECT coalesce(max(seq), 0) FROM feedback").fetchone()[0]
+        if present < acknowledged:
+            raise StoreLostRowsError(
+                f"store {self.path} has lost committed feedback: its log ends at row {present}, but rows up to "
+                f"{acknowledged} were acknowledged ({self._counter}). Its {self.path}-wal file was probably deleted "
+                f"or replaced by an older copy (or the file itself was). Nothing was changed. To recover: put the "
+                f"-wal file back beside the store and open it again, or restore the store from a backup or a JSON "
+                f"export. To accept the loss and go on with what is left, delete {self._counter}."
+            )
+
+    def _acknowledged(self, seq: int) -> None:
+        if self._counter is None:
+            return
+        try:
+            _raise_counter(self._counter, seq)
+        except OSError as exc:  # the row is committed; only the check of a later open is weaker
+            logger.warning(
+                "store %s: could not record acknowledged row %d in %s: %s", self.path, seq, self._counter, exc
+            )
 
     def _connect(self, path: str) -> sqlite3.Connection:
         return sqlite3.connect(path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
@@ -154,6 +193,8 @@ class SQLiteStore(PolicyStore):
                 _create_tables(conn)
             with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
                 os.link(tmp, file)
+                with contextlib.suppress(FileNotFoundError):  # a counter left by a store deleted on purpose
+                    os.unlink(f"{file}-log")
         except OSError as exc:
             raise StoreError(f"cannot create store {file}: {exc}") from exc
         finally:
@@ -188,6 +229,11 @@ class SQLiteStore(PolicyStore):
                 ) from exc
             if "unable to open" in text or "readonly" in text:
                 raise StoreError(f"cannot write store {self.path}: {text}") from exc
+            if "disk is full" in text or "disk I/O error" in text:
+                raise StoreIOError(
+                    f"store {self.path}: the disk failed ({text}). The store is not damaged: the write was rolled "
+                    f"back and nothing committed is lost. Free disk space (or fix the disk) and try again."
+                ) from exc
             raise self._corrupt(exc) from exc
         except sqlite3.DatabaseError as exc:
             raise self._corrupt(exc) from exc
@@ -213,6 +259,32 @@ class SQLiteStore(PolicyStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self._synchronous!r})"
+
+
+def _read_counter(path: Path) -> int:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return 0
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreCorruptError(f"cannot read {path} ({exc}); delete it to open the store without the check") from exc
+    if not text.isdigit():
+        raise StoreCorruptError(f"{path} does not hold a row number ({text[:40]!r}); delete it to open the store")
+    return int(text)
+
+
+def _raise_counter(path: Path, seq: int) -> None:
+    """Write ``seq`` into the counter file unless it already holds a larger one (under a file lock)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held = os.pread(fd, 32, 0).strip()
+        if not held.isdigit() or int(held) < seq:
+            data = f"{seq}\n".encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def _create_tables(conn: sqlite3.Connection) -> None:

@@ -37,6 +37,7 @@ from uniscale_integrations.errors import (
     DuplicateFeedbackError,
     StoreCorruptError,
     StoreError,
+    StoreModeError,
     StoreVersionError,
     UniScaleError,
     UnknownDecisionError,
@@ -107,6 +108,9 @@ class PolicyStore:
     def _usable(self, conn: Connection) -> bool:
         """Whether ``conn`` can still be used (a network connection may have broken)."""
         return True
+
+    def _acknowledged(self, seq: int) -> None:
+        """Called after a commit that extended the feedback log to row ``seq`` (a hook: optional)."""
 
     def _recovery_hint(self) -> str:
         return "restore it from a backup or a JSON export (open a new store, then engine.import_json(export))"
@@ -188,6 +192,50 @@ class PolicyStore:
             )
         return json.loads(row[0]) if row is not None else None
 
+    def attach_reward(
+        self, weights: Mapping[str, float], reweigh: Callable[[float | None, float, float], float] | None = None
+    ) -> None:
+        """Record the reward ``weights`` the log is written under, or check them against those recorded.
+
+        A store whose feedback was logged under other weights raises :class:`StoreModeError`, unless
+        ``reweigh(correct, score, cost)`` is given: then every logged reward is recomputed with it (and
+        the policy snapshots, replays of the old rewards, are dropped) in one transaction.
+        """
+        text = json.dumps(dict(weights), sort_keys=True)
+        with self._transaction() as conn:
+            row = self._execute(conn, "SELECT value FROM meta WHERE key = 'reward'").fetchone()
+            if row is not None and row[0] != text:
+                logged = int(self._execute(conn, "SELECT count(*) FROM feedback").fetchone()[0])
+                if logged and reweigh is None:
+                    raise StoreModeError(
+                        f"store {self.path} logged {logged} rewards under the weights {row[0]}; this engine's are "
+                        f"{text}. Rewards of one weighting must not train another: open the store with its own mode "
+                        "(or weights), or pass refit_rewards=True to recompute every logged reward under the new "
+                        "weights."
+                    )
+                if logged and reweigh is not None:
+                    rows = self._execute(
+                        conn,
+                        "SELECT f.seq, f.correct, f.score, d.cost FROM feedback AS f "
+                        "JOIN decisions AS d ON d.id = f.decision_id",
+                    ).fetchall()
+                    self._execute_many(
+                        conn,
+                        "UPDATE feedback SET reward = ? WHERE seq = ?",
+                        [(reweigh(c, sc, cost), seq) for seq, c, sc, cost in rows],
+                    )
+                    self._execute(conn, "DELETE FROM snapshots")
+                    logger.warning(
+                        "store %s: %d logged rewards recomputed under the weights %s", self.path, logged, text
+                    )
+            if row is None or row[0] != text:
+                self._execute(
+                    conn,
+                    "INSERT INTO meta (key, value) VALUES ('reward', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (text,),
+                )
+
     # ------------------------------------------------------------------ decisions and feedback
     def record(self, decision: Decision, *, max_pending: int) -> list[str]:
         """Store a decision; drops (and returns) the oldest pending ones beyond ``max_pending``."""
@@ -254,6 +302,8 @@ class PolicyStore:
                 "INSERT INTO feedback (decision_id, reward, correct, score, created) VALUES (?, ?, ?, ?, ?)",
                 (decision_id, outcome.reward, outcome.correct, outcome.score, time.time()),
             )
+            seq = int(self._execute(conn, "SELECT max(seq) FROM feedback").fetchone()[0])
+        self._acknowledged(seq)
         return outcome
 
     def _decision(self, row: Sequence[Any]) -> Decision:
@@ -281,9 +331,16 @@ class PolicyStore:
             ).fetchall()
         logged = []
         for row in rows:
-            if not (isinstance(row[4], float) and math.isfinite(row[4]) and isinstance(row[3], bytes)):
-                raise self._corrupt(f"feedback row {row[0]} is invalid")
-            logged.append(LoggedFeedback(int(row[0]), row[1], row[2], from_blob(row[3]), row[4]))
+            where = f"feedback row {row[0]} (decision {row[1]})"
+            if not (isinstance(row[4], float) and math.isfinite(row[4])):
+                raise self._corrupt(f"{where}: the reward is {row[4]!r}, not a finite number")
+            try:
+                context = from_blob(row[3])
+            except ValueError as exc:
+                raise self._corrupt(f"{where}: its context cannot be read ({exc})") from None
+            if context.size == 0 or not np.isfinite(context).all():
+                raise self._corrupt(f"{where}: its context is empty or holds NaN or infinite numbers")
+            logged.append(LoggedFeedback(int(row[0]), row[1], row[2], context, row[4]))
         return logged
 
     def counts(self) -> dict[str, int]:
@@ -366,13 +423,14 @@ class PolicyStore:
             ],
         }
 
-    def import_(self, data: Any, source: str) -> int:
+    def import_(self, data: Any, source: str, *, context_dim: int | None = None) -> int:
         """Load an :meth:`export` into this store, which must hold no decisions; returns the feedback count.
 
         Everything is checked before anything is written; a bad entry raises
-        :class:`StoreError` naming ``source`` and the entry.
+        :class:`StoreError` naming ``source`` and the entry. ``context_dim`` is the length every
+        decision's context must have (the importing engine's encoder).
         """
-        decisions, feedback = parse_export(data, source)
+        decisions, feedback = parse_export(data, source, context_dim=context_dim)
         with self._transaction() as conn:
             held = int(self._execute(conn, "SELECT count(*) FROM decisions").fetchone()[0])
             if held:
@@ -403,6 +461,9 @@ class PolicyStore:
                     "INSERT INTO feedback (decision_id, reward, correct, score, created) VALUES (?, ?, ?, ?, ?)",
                     [(i, o.reward, o.correct, o.score, created) for i, (o, created) in feedback.items()],
                 )
+            last = self._execute(conn, "SELECT max(seq) FROM feedback").fetchone()[0]
+        if last is not None:
+            self._acknowledged(int(last))
         return len(feedback)
 
 
@@ -416,8 +477,13 @@ def from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f8").astype(np.float64)
 
 
-def parse_export(data: Any, source: str) -> tuple[list[Decision], dict[str, tuple[Outcome, float]]]:
-    """Decisions and, by decision id in log order, ``(outcome, time)`` of an export; ``StoreError`` if invalid."""
+def parse_export(
+    data: Any, source: str, *, context_dim: int | None = None
+) -> tuple[list[Decision], dict[str, tuple[Outcome, float]]]:
+    """Decisions and, by decision id in log order, ``(outcome, time)`` of an export; ``StoreError`` if invalid.
+
+    With ``context_dim``, every decision's context must hold exactly that many numbers.
+    """
 
     def bad(what: str) -> StoreError:
         return StoreError(f"cannot import {source}: {what}")
@@ -452,6 +518,11 @@ def parse_export(data: Any, source: str) -> tuple[list[Decision], dict[str, tupl
                     created=float(entry["created"]),
                 )
             )
+            size = decisions[-1].context.size
+            if context_dim is not None and size != context_dim:
+                raise ValueError(f"its context has {size} numbers; this engine's encoder makes {context_dim}")
+            if not all(_unit_interval(entry[k]) for k in ("cost", "score")):
+                raise ValueError(f"cost and score must be numbers in [0, 1], got {entry['cost']!r}, {entry['score']!r}")
         except (KeyError, TypeError, ValueError, AttributeError, UniScaleError) as exc:
             raise bad(f"decisions[{i}] is invalid: {exc}") from None
     known = {d.id for d in decisions}
@@ -470,3 +541,7 @@ def parse_export(data: Any, source: str) -> tuple[list[Decision], dict[str, tupl
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise bad(f"feedback[{i}] is invalid: {exc}") from None
     return decisions, feedback
+
+
+def _unit_interval(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0

@@ -5,7 +5,11 @@
 - ``GET /v1/models``, ``GET /v1/models/{model}``: the served model names, one per mode;
 - ``POST /v1/feedback``: ``{"id": "chatcmpl-...", "correct": true, "score": 0.8}``, exactly once
   per response (404 unknown, 409 already given, 422 invalid);
-- ``GET /health``: 200 once the engines are ready.
+- ``GET /health``: 200 once the engines are ready (``{"status": "ok"}``; the models and the
+  pid only with the key).
+
+Every other request is authenticated, and its body bounded, before it is read
+(:mod:`uniscale_integrations.serve.front_door`).
 
 Searches run in worker threads, at most ``max_concurrency`` at a time; the engines are
 thread-safe and the models serialise their own batched calls.
@@ -24,7 +28,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,6 +38,7 @@ from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import (
     BudgetError,
     ConfigSpaceError,
+    ContextLengthError,
     DuplicateFeedbackError,
     InvalidQueryError,
     ModelUnavailableError,
@@ -41,6 +46,7 @@ from uniscale_integrations.errors import (
     UnknownDecisionError,
 )
 from uniscale_integrations.serve.engines import Engines
+from uniscale_integrations.serve.front_door import FrontDoor, key_matches
 from uniscale_integrations.serve.protocol import (
     APIError,
     ChatCompletionRequest,
@@ -55,8 +61,9 @@ logger = logging.getLogger(__name__)
 FEEDBACK_PATH = "/v1/feedback"
 
 
-def create_app(settings: ServeSettings, engines: Engines | None = None) -> FastAPI:
-    """The application for ``settings``; ``engines`` (else built at start-up) are closed at shutdown."""
+def create_app(settings: ServeSettings, engines: Engines | None = None) -> FrontDoor:
+    """The application for ``settings`` behind its front door; ``engines`` (else built at start-up)
+    are closed at shutdown."""
     started = int(time.time())
     state: dict[str, Engines] = {}
     limiter = anyio.CapacityLimiter(settings.max_concurrency)
@@ -93,30 +100,26 @@ def create_app(settings: ServeSettings, engines: Engines | None = None) -> FastA
                 code="model_not_found",
             ) from None
 
-    def authorised(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        header = request.headers.get("authorization", "")
-        if header != f"Bearer {settings.api_key}":
-            raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-
     def model_card(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": started, "owned_by": "uniscale"}
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "models": list(served()), "pid": os.getpid()}
+    async def health(request: Request) -> dict[str, Any]:
+        ready = served()
+        if settings.api_key is not None and not key_matches(request.headers.get("authorization"), settings.api_key):
+            return {"status": "ok"}
+        return {"status": "ok", "models": list(ready), "pid": os.getpid()}
 
-    @app.get("/v1/models", dependencies=[Depends(authorised)])
+    @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
         return {"object": "list", "data": [model_card(name) for name in served()]}
 
-    @app.get("/v1/models/{model}", dependencies=[Depends(authorised)])
+    @app.get("/v1/models/{model}")
     async def retrieve_model(model: str) -> dict[str, Any]:
         engine_for(model)
         return model_card(model)
 
-    @app.post("/v1/chat/completions", dependencies=[Depends(authorised)], response_model=None)
+    @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
         engine = engine_for(body.model)
         body.check_supported()
@@ -144,7 +147,7 @@ def create_app(settings: ServeSettings, engines: Engines | None = None) -> FastA
             sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
 
-    @app.post(FEEDBACK_PATH, dependencies=[Depends(authorised)])
+    @app.post(FEEDBACK_PATH)
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
         decision_id = body.decision_id()
         if body.model is not None:
@@ -168,7 +171,7 @@ def create_app(settings: ServeSettings, engines: Engines | None = None) -> FastA
             "reward": reward,
         }
 
-    return app
+    return FrontDoor(app, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
 
 
 def _forced(body: ChatCompletionRequest) -> Config | None:
@@ -184,6 +187,8 @@ async def _search(run: Callable[[], Result], limiter: anyio.CapacityLimiter) -> 
     """Run one search in a worker thread; engine errors become OpenAI-style errors."""
     try:
         return await anyio.to_thread.run_sync(run, limiter=limiter)
+    except ContextLengthError as exc:
+        raise APIError(400, str(exc), param="messages", code="context_length_exceeded") from None
     except (InvalidQueryError, ConfigSpaceError, BudgetError) as exc:
         raise APIError(400, str(exc)) from None
     except ModelUnavailableError as exc:
@@ -230,7 +235,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal server error", kind="server_error"), status_code=500)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> FrontDoor:
     """The application factory a ``uvicorn`` worker calls (settings from ``UNISCALE_SERVE_SETTINGS``)."""
     if not logging.getLogger().handlers:  # a worker process started by uvicorn
         level = os.environ.get(LOG_LEVEL_ENV, "WARNING").upper()

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
 from uniscale_integrations.serve.settings import LOG_LEVEL_ENV, MODES, SETTINGS_ENV, ServeSettings, is_postgres
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-key", default=os.environ.get("UNISCALE_API_KEY"), help="require this bearer key (env UNISCALE_API_KEY)"
     )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"largest request body read; larger ones get 413 unread (default: {DEFAULT_MAX_BODY_BYTES:,})",
+    )
+    parser.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        default=4096,
+        help="most tokens a rendered prompt may have; longer ones get 400 context_length_exceeded (default: 4096)",
+    )
     parser.add_argument("--max-concurrency", type=int, default=4, help="searches at once per worker (default: 4)")
     parser.add_argument("--no-warmup", action="store_true", help="load models on the first request, not at start")
     parser.add_argument(
@@ -90,7 +103,9 @@ def settings_of(args: argparse.Namespace) -> ServeSettings:
         seed=args.seed,
         store=args.store,
         synchronous=args.synchronous,
-        api_key=args.api_key or None,
+        api_key=args.api_key,
+        max_body_bytes=args.max_body_bytes,
+        max_prompt_tokens=args.max_prompt_tokens,
         max_concurrency=args.max_concurrency,
         warmup=not args.no_warmup,
         remote=tuple(args.remote),

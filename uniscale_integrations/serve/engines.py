@@ -45,6 +45,7 @@ class Engines(Mapping[str, UniScale]):
                         seed=settings.seed,
                         store=store,
                         remote=dict(settings.remote),
+                        max_prompt_tokens=settings.max_prompt_tokens,
                     )
                     engine = first
                 else:  # the same models, executor and encoder under another mode's reward and store
@@ -59,6 +60,7 @@ class Engines(Mapping[str, UniScale]):
                         specs=first.specs,
                         seed=settings.seed,
                         store=store,
+                        max_prompt_tokens=settings.max_prompt_tokens,
                     )
                 engines[model_name(mode)] = engine
                 logger.info("serving %s: %d configs, store %s", model_name(mode), len(engine.space), engine.store)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from uniscale_integrations.core.engine import Result, UniScale
+from uniscale_integrations.core.engine import Result, UniScale, checked_stop
 from uniscale_integrations.core.records import checked_decision_id
 from uniscale_integrations.errors import UnknownDecisionError
 
@@ -52,14 +52,14 @@ def error_body(message: str, *, kind: str, param: str | None = None, code: str |
 
 # ---------------------------------------------------------------------- requests
 class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: str
     content: str | list[dict[str, Any]] | None = None
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     include_usage: bool = False
 
@@ -67,7 +67,7 @@ class StreamOptions(BaseModel):
 class UniScaleOptions(BaseModel):
     """UniScale's own request options (send them with the OpenAI client's ``extra_body``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     config: str | None = None
     """Force a configuration, e.g. ``"S/qp1/cp2/bs1"`` (debugging, benchmarks)."""
@@ -75,9 +75,12 @@ class UniScaleOptions(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     """The fields of OpenAI's request that UniScale honours; others are accepted and ignored
-    (sampling knobs such as ``top_p``) or refused (``tools``, ``n > 1``, ``logprobs``)."""
+    (sampling knobs such as ``top_p``) or refused (``tools``, ``n > 1``, ``logprobs``).
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    Fields are validated strictly: a string or a boolean is never taken for a number, nor a
+    string for a boolean."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
 
     model: str
     messages: list[Message] = Field(min_length=1)
@@ -123,13 +126,14 @@ class ChatCompletionRequest(BaseModel):
             raise APIError(400, f"{param} is {value}; this server allows at most {limit}", param=param)
         return value
 
-    def stop_strings(self) -> list[str]:
+    def stop_strings(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or ())
         if len(stops) > _MAX_STOP:
             raise APIError(400, f"stop takes at most {_MAX_STOP} sequences, got {len(stops)}", param="stop")
-        if any(not s for s in stops):
-            raise APIError(400, "stop sequences must be non-empty strings", param="stop")
-        return stops
+        try:
+            return checked_stop(stops)
+        except ValueError as exc:
+            raise APIError(400, str(exc), param="stop") from None
 
     def check_supported(self) -> None:
         """Refuse what UniScale cannot honour rather than silently answering something else."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import get_args
 
 from uniscale_integrations.core.reward import Mode
+from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
 
 MODEL_PREFIX = "uniscale-"
 """A served model's name is this prefix and the mode it selects: ``uniscale-cost-sensitive``."""
@@ -59,7 +60,12 @@ class ServeSettings:
     synchronous: str = "full"
     """SQLite stores: ``"full"`` (every commit survives a power cut) or ``"normal"``."""
     api_key: str | None = field(default=None, repr=False)
-    """When set, every request must send ``Authorization: Bearer <api_key>``."""
+    """When set, every request must send ``Authorization: Bearer <api_key>`` (an empty key is refused)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The largest request body read; a larger one gets 413 before it is read."""
+    max_prompt_tokens: int = 4096
+    """The most tokens a request's rendered prompt may have (each model's context window bounds it too):
+    a longer one gets 400 ``context_length_exceeded`` before anything is allocated."""
     max_concurrency: int = 4
     """Searches running at once per worker; further requests wait their turn."""
     warmup: bool = True
@@ -75,7 +81,9 @@ class ServeSettings:
             raise ValueError(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
         if len(set(self.modes)) != len(self.modes):
             raise ValueError(f"a mode is listed twice: {', '.join(self.modes)}")
-        for name in ("max_new_tokens", "max_tokens_limit", "max_concurrency"):
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("the API key is empty: give a real key, or leave --api-key (and UNISCALE_API_KEY) unset")
+        for name in ("max_new_tokens", "max_tokens_limit", "max_concurrency", "max_body_bytes", "max_prompt_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -205,6 +207,18 @@ class HFGenerator:
                 )
             )
         return GenerationBatch(completions, session.usage)
+
+
+def release_memory() -> None:
+    """Hand the memory freed by a large search back to the system (glibc keeps it otherwise)."""
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _eos_ids(model: object, tokenizer: object) -> set[int]:

@@ -192,12 +192,8 @@ class DecodeSession:
         self._logits = logits.float()
         self._slot_rows = list(range(len(self.rows)))
         """Which row each KV slot holds (the runner's batch order)."""
-        padded = int(input_ids.shape[0] * input_ids.shape[1])
-        self.usage += Usage(
-            prompt_tokens=int(lengths[src].sum()),
-            tokens_processed=padded,
-            forward_passes=1,
-        )
+        processed, passes = self._runner.prefill_work(mask)
+        self.usage += Usage(prompt_tokens=int(lengths[src].sum()), tokens_processed=processed, forward_passes=passes)
 
     @property
     def backend(self) -> str:
@@ -468,6 +464,11 @@ class _Runner:
     def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, src: torch.Tensor, budget: int) -> torch.Tensor:
         """Prefill the distinct prompts once; slot ``j`` gets prompt ``src[j]``. Next-token logits per slot."""
         raise NotImplementedError
+
+    def prefill_work(self, mask: torch.Tensor) -> tuple[int, int]:
+        """Token positions computed and forward passes made by :meth:`prefill` of the prompts in ``mask``:
+        one padded batch."""
+        return int(mask.numel()), 1
 
     def decode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         """Feed one token to each of the first ``len(tokens)`` slots.
@@ -740,42 +741,54 @@ class _FastRunner(_Runner):
         return x + layer.down(F.silu(gate) * up)
 
     def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, src: torch.Tensor, budget: int) -> torch.Tensor:
+        """Each distinct prompt runs on its own, unpadded, with the kernel's causal flag (no
+        length-by-length mask is built); its keys and values go right-aligned into the cache."""
         p = self.p
         prompts, length = input_ids.shape
-        heads, kv_heads, dim = p.heads, p.kv_heads, p.head_dim
         valid = mask.bool()
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        x = F.embedding(input_ids, p.embed)
-        cos, sin = p.rotary(x, positions)
-        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
-        causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
-        eye = torch.eye(length, dtype=torch.bool, device=x.device)
-        # a padding query attends to itself only, so no row of the mask is empty (no NaN)
-        attn_mask = ((causal & valid[:, None, :]) | eye).unsqueeze(1)
         rows = int(src.shape[0])
         capacity = length + min(budget, 256) + 1
-        shape = (len(p.layers), rows, kv_heads, capacity, dim)
-        self.k = torch.zeros(shape, dtype=x.dtype, device=x.device)
-        self.v = torch.zeros(shape, dtype=x.dtype, device=x.device)
-        h = x.reshape(prompts * length, -1)
+        shape = (len(p.layers), rows, p.kv_heads, capacity, p.head_dim)
+        self.k = torch.zeros(shape, dtype=p.embed.dtype, device=input_ids.device)
+        self.v = torch.zeros(shape, dtype=p.embed.dtype, device=input_ids.device)
+        logits = []
+        for prompt in range(prompts):
+            ids = input_ids[prompt, valid[prompt]]
+            slots = (src == prompt).nonzero().squeeze(1)
+            logits.append(self._prefill_one(ids, slots, length))
+        self.valid = torch.zeros((rows, capacity), dtype=torch.bool, device=input_ids.device)
+        self.valid[:, :length] = valid.index_select(0, src)
+        self.length = valid.sum(dim=1).index_select(0, src)
+        self.span = length
+        return torch.stack(logits).index_select(0, src)
+
+    def prefill_work(self, mask: torch.Tensor) -> tuple[int, int]:
+        """Each prompt unpadded, in a pass of its own."""
+        return int(mask.sum()), int(mask.shape[0])
+
+    def _prefill_one(self, ids: torch.Tensor, slots: torch.Tensor, end: int) -> torch.Tensor:
+        """One prompt's forward pass; its cache goes to ``slots`` at columns ``end - len(ids) .. end``."""
+        p = self.p
+        heads, kv_heads, dim = p.heads, p.kv_heads, p.head_dim
+        n = int(ids.shape[0])
+        positions = torch.arange(n, device=ids.device).unsqueeze(0)
+        x = F.embedding(ids.unsqueeze(0), p.embed)
+        cos, sin = p.rotary(x, positions)
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+        h = x.reshape(n, -1)
         for index, layer in enumerate(p.layers):
-            qkv = layer.qkv(_rms(h, layer.norm1, p.eps)).view(prompts, length, heads + 2 * kv_heads, dim)
+            qkv = layer.qkv(_rms(h, layer.norm1, p.eps)).view(1, n, heads + 2 * kv_heads, dim)
             qk = _rotate(qkv[:, :, : heads + kv_heads], cos, sin)
             q = qk[:, :, :heads].transpose(1, 2)
             k = qk[:, :, heads:].transpose(1, 2)
             v = qkv[:, :, heads + kv_heads :].transpose(1, 2)
-            self.k[index, :, :, :length] = k.index_select(0, src)
-            self.v[index, :, :, :length] = v.index_select(0, src)
-            att = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=p.scaling, enable_gqa=True)
-            h = h + layer.o(att.transpose(1, 2).reshape(prompts * length, heads * dim))
+            if slots.numel():
+                self.k[index, slots, :, end - n : end] = k
+                self.v[index, slots, :, end - n : end] = v
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=p.scaling, enable_gqa=True)
+            h = h + layer.o(att.transpose(1, 2).reshape(n, heads * dim))
             h = self._mlp(layer, h)
-        last = h.view(prompts, length, -1)[:, -1]
-        logits = p.head(_rms(last, p.norm, p.eps))
-        self.valid = torch.zeros((rows, capacity), dtype=torch.bool, device=x.device)
-        self.valid[:, :length] = valid.index_select(0, src)
-        self.length = valid.sum(dim=1).index_select(0, src)
-        self.span = length
-        return logits.index_select(0, src)
+        return p.head(_rms(h[-1:], p.norm, p.eps)).squeeze(0)
 
     def decode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         p = self.p

@@ -50,7 +50,7 @@ from uniscale_integrations.core.cost import CostModel, Usage
 from uniscale_integrations.core.events import Listener, PathPruned, StepScored, emit
 from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import ConfigSpaceError, ModelUnavailableError
-from uniscale_integrations.tts.backends import Generator, Message, SamplingParams
+from uniscale_integrations.tts.backends import Generator, Message, SamplingParams, release_memory
 
 if TYPE_CHECKING:
     from uniscale_integrations.core.verifiers import Verdicts, Verifier
@@ -74,6 +74,8 @@ VARIANT_TEMPLATES: tuple[str, ...] = (
 
 Aggregation = Literal["weighted_vote", "majority", "best_score"]
 PathStatus = Literal["running", "finished", "length", "step_limit", "pruned", "outranked", "budget"]
+LARGE_PROMPT_CHARS = 20_000
+"""After a search whose prompts held more characters, freed memory is handed back to the system."""
 BUDGET_CHECK_TOKENS = 8
 """Under a budget, decoding steps between two checks of the caps."""
 
@@ -314,6 +316,18 @@ class Executor:
                 raise ModelUnavailableError(model, f"model {model!r} could not be loaded: {exc}") from exc
         return self._generators[model]
 
+    def prompt_tokens(self, messages: Sequence[Message], model: str, qp: int) -> int | None:
+        """Tokens of the longest of ``qp`` variants' prompts as :meth:`execute` renders them on ``model``
+        (``None`` for a backend without a tokenizer: a remote server counts, and refuses, itself)."""
+        generator = self.generator(model)
+        tokenizer = generator.tokenizer
+        if tokenizer is None:
+            return None
+        if self.system_prompt is not None:
+            messages = with_system_prompt(messages, self.system_prompt)
+        prompts = [generator.render(chat) for chat in question_variants(messages, qp, self.instruction)]
+        return max(len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"])
+
     def execute(
         self,
         messages: Sequence[Message],
@@ -337,7 +351,7 @@ class Executor:
         generator = self.generator(config.model)
         if self.system_prompt is not None:
             messages = with_system_prompt(messages, self.system_prompt)
-        chats = question_variants(messages, config.qp, self.instruction)
+        prompts = [generator.render(chat) for chat in question_variants(messages, config.qp, self.instruction)]
         question = messages[_last_user_index(messages)]["content"]
         search = _Search(self, generator, config, question, list(listeners), budget, started)
         sampled = config.cp > 1 or config.bs > 1
@@ -347,7 +361,11 @@ class Executor:
             stop=tuple(stop),
             seed=seed,
         )
-        paths, usage = search.run([generator.render(chat) for chat in chats], params)
+        try:
+            paths, usage = search.run(prompts, params)
+        finally:
+            if sum(map(len, prompts)) > LARGE_PROMPT_CHARS:
+                release_memory()
         generation_eflops = self.cost_model.eflops(generator.shape, usage)
         winner = aggregate(paths, self.aggregation)
         if winner is None:  # unreachable: every search ends with finished paths
