@@ -98,6 +98,45 @@ def test_bad_queries_are_refused_before_any_work(engine: UniScale, query: object
 
 
 @pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ([{"role": "user", "content": None}], "messages[0] has no content"),
+        ([{"role": "user", "content": {"text": "hi"}}], "messages[0]: UniScale takes text only; the content is a dict"),
+        ([{"role": "system", "content": "x" * 60_000}, {"role": "user", "content": "y" * 60_000}], "all its messages"),
+        ([{"role": "user", "content": "hi"}] * 1_001, "1,001 messages; the limit is 1,000"),
+    ],
+)
+def test_chats_that_are_not_text_or_too_long_are_refused(engine: UniScale, query: object, message: str) -> None:
+    state = _state(engine)
+    with pytest.raises(InvalidQueryError) as caught:
+        engine.run(query)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+    _assert_state_equal(engine, state)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"stop": [""]}, "non-empty strings"), ({"temperature": True}, "temperature")]
+)
+def test_bad_options_get_the_servers_messages(engine: UniScale, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        engine.run("What is 1 + 1?", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_prompt_past_every_window_is_refused_before_any_work() -> None:
+    from uniscale_integrations.errors import ContextLengthError
+
+    bounded = UniScale.from_defaults(models=("S",), qp=(1,), cp=(1,), max_new_tokens=12, max_prompt_tokens=64)
+    state = _state(bounded)
+    with pytest.raises(ContextLengthError, match="exceed the limit of 64"):
+        bounded.run("Count the words: " + "one two three " * 40)
+    with pytest.raises(ContextLengthError, match="context window of 8,192"):
+        bounded.run("hi", max_new_tokens=9_000)
+    _assert_state_equal(bounded, state)
+    assert bounded.store.counts()["decisions"] == 0
+    assert bounded.run("What is 1 + 1?").text
+
+
+@pytest.mark.parametrize(
     ("kwargs", "error"),
     [
         ({"correct": math.nan}, ValueError),
@@ -105,6 +144,7 @@ def test_bad_queries_are_refused_before_any_work(engine: UniScale, query: object
         ({"correct": 2.0}, ValueError),
         ({"score": -0.5}, ValueError),
         ({"score": "high"}, ValueError),
+        ({"score": True}, ValueError),
     ],
 )
 def test_bad_rewards_leave_state_and_decision_intact(

@@ -52,8 +52,8 @@ def test_a_log_that_lost_committed_rows_is_refused_and_left_as_it_is(tmp_path: P
     with pytest.raises(StoreLostRowsError) as caught:
         make_engine(crashed)
     message = str(caught.value)
-    assert "ends at row 5" in message and "up to 12" in message
-    assert f"{crashed}-wal" in message and f"{crashed}-log" in message
+    for part in ("ends at row 5", "up to 12", f"{crashed}-wal", f"{crashed}-log"):
+        assert part in message
     assert crashed.read_bytes() == before
     # The intact store still holds every acknowledged row and takes feedback exactly once.
     reopened = make_engine(db)
@@ -88,11 +88,17 @@ def test_a_full_disk_is_reported_as_such_and_loses_nothing(tmp_path: Path) -> No
     conn = engine.store._connection()
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL, as on a full disk
-    with pytest.raises(StoreIOError) as caught:
+
+    def fill() -> None:
         for i in range(200):
             engine.run(f"What is {i} * {i}? " + "x" * 2000)
+
+    with pytest.raises(StoreIOError) as caught:
+        fill()
     message = str(caught.value)
-    assert "disk" in message and "not damaged" in message and "restore" not in message.lower()
+    assert "disk" in message
+    assert "not damaged" in message
+    assert "restore" not in message.lower()
     engine.close()
     reopened = make_engine(db)
     assert reopened.store.counts()["feedback"] == 3
@@ -117,8 +123,8 @@ def test_an_unreadable_stored_context_names_the_file_the_row_and_the_way_back(
     with pytest.raises(StoreCorruptError) as caught:
         make_engine(db)
     message = str(caught.value)
-    assert str(db) in message and "feedback row 1" in message and decision in message and why in message
-    assert "To recover" in message
+    for part in (str(db), "feedback row 1", decision, why, "To recover"):
+        assert part in message
     assert db.read_bytes() == before
 
 

@@ -145,6 +145,11 @@ def collect_samples(plan: SamplePlan, work: Path, *, limit: int | None = None, p
         header.write_text(json.dumps({"plan": plan.as_dict(), "instruction": REASON_THEN_ANSWER}, indent=1) + "\n")
     done = {(r["question"], r["model"]) for r in read_records(work)}
     stream = plan.stream()
+    for plain in work.glob("chunk-*.jsonl"):  # a chunk finished by a run that stopped before packing it
+        chunk = int(plain.stem.removeprefix("chunk-"))
+        members = stream[chunk * plan.chunk : (chunk + 1) * plan.chunk]
+        if all((q.id, m) in done for q, _ in members for m in plan.models):
+            _pack(plain)
     todo = [(i, q, s, m) for i, (q, s) in enumerate(stream) for m in plan.models if (q.id, m) not in done]
     if limit is not None:
         todo = todo[:limit]
@@ -223,8 +228,12 @@ def _append(work: Path, chunk: int, record: Mapping[str, Any], *, full: bool) ->
         if torn:
             out.write("\n")
         out.write(json.dumps(record) + "\n")
-    if full:  # a finished chunk is gzipped once (about a quarter of the size) and never written again
-        data = plain.read_bytes()
-        with gzip.open(work / f"chunk-{chunk:03d}.jsonl.gz", "wb", compresslevel=9, mtime=0) as packed:
-            packed.write(data)
-        plain.unlink()
+    if full:
+        _pack(plain)
+
+
+def _pack(plain: Path) -> None:
+    """Gzip a finished chunk once (about a quarter of the size); it is never written again."""
+    with gzip.GzipFile(plain.with_name(plain.name + ".gz"), "wb", compresslevel=9, mtime=0) as packed:
+        packed.write(plain.read_bytes())
+    plain.unlink()

@@ -52,7 +52,12 @@ MAX_MESSAGES = 1_000
 
 
 class ConfigExecutor(Protocol):
-    """Runs one configuration on one chat (see :class:`uniscale_integrations.tts.Executor`)."""
+    """Runs one configuration on one chat (see :class:`uniscale_integrations.tts.Executor`).
+
+    An executor may also offer ``prompt_tokens(messages, model, qp) -> int | None`` (the tokens of
+    the longest rendered variant) and ``max_new_tokens``; with them, the engine leaves out models
+    whose context window cannot hold a query before it chooses.
+    """
 
     def execute(
         self,
@@ -66,11 +71,6 @@ class ConfigExecutor(Protocol):
         temperature: float | None = None,
         budget: Budget | None = None,
     ) -> Execution: ...
-
-    def prompt_tokens(self, messages: Sequence[Message], model: str, qp: int) -> int | None:
-        """Tokens of the longest of ``qp`` question variants' rendered prompts on ``model``
-        (``None`` where the backend cannot count them before it runs)."""
-        ...
 
 
 @dataclass(frozen=True)
