@@ -93,9 +93,10 @@ rewards = st.one_of(
 )
 
 
-def _valid(value: object) -> bool:
+def _valid(value: object, *, booleans: bool = True) -> bool:
+    """A feedback value the engine takes: ``correct`` may be a bool, ``score`` (a rating) may not."""
     if value is None or isinstance(value, bool):
-        return True
+        return value is None or booleans
     return isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 1
 
 
@@ -106,7 +107,7 @@ def test_any_reward_is_applied_or_refused_leaving_the_decision_pending(
 ) -> None:
     decision = engine.run("How many legs do 3 spiders have?").decision_id
     before = _snapshot(engine)
-    if _valid(correct) and _valid(score):
+    if _valid(correct) and _valid(score, booleans=False):
         reward = engine.feedback(decision, correct=correct, score=score)
         assert math.isfinite(reward)
         assert engine.bandit.n_updates == before[1]["feedback"] + 1

@@ -422,8 +422,10 @@ class UniScale:
         if models is not None:
             models = self._known_models(models)
         messages = _as_messages(query)
-        fitting = self._fitting_models(messages, max_new_tokens, models if config is None else {config.model})
-        models = fitting if config is None else models
+        if config is None:
+            models = self._fitting_models(messages, max_new_tokens, models)
+        else:
+            self._fitting_models(messages, max_new_tokens, {config.model}, forced=True)
         features = self.features(messages)
         while True:
             arm, estimate = (
@@ -445,10 +447,18 @@ class UniScale:
         logger.warning("%s; its configurations are left out from now on", error)
 
     def _fitting_models(
-        self, messages: list[Message], max_new_tokens: int | None, models: Collection[str] | None
+        self,
+        messages: list[Message],
+        max_new_tokens: int | None,
+        models: Collection[str] | None,
+        *,
+        forced: bool = False,
     ) -> frozenset[str]:
         """The models (of ``models``, default all) whose context window holds the rendered prompt and
-        its new tokens, within :attr:`max_prompt_tokens`; :class:`ContextLengthError` when none does."""
+        its new tokens, within :attr:`max_prompt_tokens`; :class:`ContextLengthError` when none does.
+
+        Models that failed to load are left out, unless ``forced`` (a forced configuration's model is
+        tried again, and its loading error raised)."""
         candidates = list(models) if models is not None else list(self._space.models)
         new = max_new_tokens if max_new_tokens is not None else int(getattr(self.executor, "max_new_tokens", 0))
         count = getattr(self.executor, "prompt_tokens", None)
@@ -456,12 +466,14 @@ class UniScale:
         with self._lock:
             excluded = set(self._excluded)
         for model in candidates:
-            if model in excluded:
+            if model in excluded and not forced:
                 continue
             qp = max(c.qp for c in self._space if c.model == model)
             try:
                 tokens = count(messages, model, qp) if count is not None else None
             except ModelUnavailableError as exc:
+                if forced:
+                    raise
                 self._exclude(exc)
                 continue
             window = self.specs[model].context_length if model in self.specs else None
