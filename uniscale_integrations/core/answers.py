@@ -14,6 +14,8 @@ models often skip the format).
 True
 >>> stated_answer("so it is Paris.\\nAnswer: **Paris**.")
 'Paris'
+>>> stated_answer("The final answer is: Answer: No")
+'No'
 >>> normalize_text("The  Eiffel-Tower!")
 'eiffeltower'
 >>> canonical_answer("1,250.0"), canonical_answer("The Nile")
@@ -31,8 +33,11 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-_ANSWER_LINE = re.compile(r"\banswer\b\s*(?:is\b\s*[:=]?|[:=])\s*\**\s*([^\n]+)", re.IGNORECASE)
-"""'Answer: x', 'answer = x' or 'the answer is x' (not 'the answer lies in ...', not 'answered')."""
+_ANSWER_LINE = re.compile(
+    r"\banswer\b\s*(?:is\b\s*[:=]?|[:=])\s*\**\s*(?:answer\s*[:=]\s*\**\s*)*([^\n]+)", re.IGNORECASE
+)
+"""'Answer: x', 'answer = x' or 'the answer is x' (not 'the answer lies in ...', not 'answered');
+a repeated prefix ('The final answer is: Answer: x') is skipped."""
 _FINAL_LINE = re.compile(r"^[\s*#>-]*(?:the\s+)?(?:final\s+)?answer\s*[:=]\s*\**\s*\S", re.IGNORECASE)
 """A line that opens with 'Answer:' (or 'Final answer =', '**Answer:** ...')."""
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")

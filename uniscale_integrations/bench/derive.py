@@ -1,0 +1,114 @@
+"""Outcomes of BS = 1 configurations derived from collected samples (:mod:`~uniscale_integrations.bench.samples`).
+
+A (question, model) record holds, per question variant, the greedy path and 8 seeded samples.
+A configuration ``(model, qp, cp)`` is the set of rows it would decode:
+
+- ``cp = 1``: the greedy path of each of the first ``qp`` variants;
+- ``cp = k > 1``: samples ``0 .. k-1`` of each of those variants, or with ``greedy_first`` the
+  greedy path and samples ``0 .. k-2`` (a live run with the same seed samples exactly these rows).
+
+Its cost is the decode session's own accounting for those rows alone (:func:`derived_usage`),
+and its answer is the vote over their final answers (:func:`vote`). A path cut at the token cap
+without a final-answer line casts no vote: its answer would be read from unfinished reasoning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from uniscale_integrations.bench.data import Question
+from uniscale_integrations.core.answers import canonical_answer, extract_answer, stated_answer
+from uniscale_integrations.core.cost import Usage
+
+Record = Mapping[str, Any]
+Path = Mapping[str, Any]
+
+
+def derived_usage(prompt_tokens: Sequence[int], rows: Sequence[tuple[int, int]]) -> Usage:
+    """The usage of a session of ``rows`` ``(variant, generated tokens)`` decoded without pauses.
+
+    The fast runner prefills each distinct prompt unpadded in a pass of its own; then each decode
+    step feeds every row that has not finished, reading the cache width so far (the longest prompt
+    plus the steps taken) for each. A row's last token is sampled but never fed.
+    """
+    variants = sorted({v for v, _ in rows})
+    width = max(prompt_tokens[v] for v in variants)
+    lengths = [n for _, n in rows]
+    usage = Usage(
+        prompt_tokens=sum(prompt_tokens[v] for v, _ in rows),
+        completion_tokens=sum(lengths),
+        tokens_processed=sum(prompt_tokens[v] for v in variants),
+        forward_passes=len(variants),
+    )
+    for step in range(1, max(lengths)):
+        fed = sum(n > step for n in lengths)
+        usage += Usage(tokens_processed=fed, forward_passes=1, kv_reads=fed * (width + step))
+    return usage
+
+
+def rescored(records: Sequence[Record], questions: Mapping[str, Question]) -> list[dict[str, Any]]:
+    """The records with every path's ``correct`` scored again by today's checker (the texts are kept,
+    so a better answer parser never needs the samples generated again)."""
+    out = []
+    for record in records:
+        question = questions[record["question"]]
+        paths = [{**p, "correct": question.score(p["text"])} for p in record["paths"]]
+        out.append({**record, "paths": paths})
+    return out
+
+
+def rows_of(record: Record, qp: int, cp: int, *, greedy_first: bool = False) -> list[Path]:
+    """The paths a ``qp`` x ``cp`` configuration decodes (see the module docstring)."""
+    first = -1 if greedy_first or cp == 1 else 0
+    wanted = {-1} if cp == 1 else set(range(first, first + cp))
+    return [p for p in record["paths"] if p["variant"] < qp and p["sample"] in wanted]
+
+
+def path_answer(path: Path) -> str | None:
+    """The canonical final answer a path states; ``None`` when it has none or was cut unfinished."""
+    stated = stated_answer(path["text"])
+    if stated is None and path["finish"] == "length":
+        return None
+    answer = stated if stated is not None else extract_answer(path["text"])
+    return canonical_answer(answer.strip().strip("*").rstrip(".")) if answer else None
+
+
+def confidence(path: Path) -> float:
+    """The path's own confidence: the geometric-mean probability of its tokens."""
+    return math.exp(path["logprob"] / path["tokens"]) if path["tokens"] else 0.0
+
+
+@dataclass(frozen=True)
+class Vote:
+    """The pooled answer of a configuration's paths."""
+
+    answer: str | None
+    correct: bool
+    score: float
+    """The mean confidence of the paths behind the answer."""
+
+
+def vote(paths: Sequence[Path], method: str = "weighted") -> Vote:
+    """Pool the paths' answers by a confidence-weighted (``"weighted"``) or plain (``"majority"``) vote."""
+    weight: dict[str, float] = defaultdict(float)
+    backers: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        answer = path_answer(path)
+        if answer is not None:
+            weight[answer] += confidence(path) if method == "weighted" else 1.0
+            backers[answer].append(path)
+    if not weight:
+        best = max(paths, key=confidence)
+        return Vote(None, False, confidence(best))
+    winner = max(weight, key=lambda a: (weight[a], len(backers[a])))
+    chosen = backers[winner]
+    return Vote(winner, max(p["correct"] for p in chosen) >= 1.0, sum(map(confidence, chosen)) / len(chosen))
+
+
+def pass_at(paths: Sequence[Path]) -> bool:
+    """Whether any path is right (the oracle's pick)."""
+    return any(p["correct"] >= 1.0 for p in paths)
