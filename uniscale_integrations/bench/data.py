@@ -43,7 +43,10 @@ class Question:
         if answer is None:
             return 0.0
         family = self.entry["metadata"]["source_dataset"]
-        return float(reasoning_gym.get_score_answer_fn(family)(answer=answer, entry=self.entry))
+        try:
+            return float(reasoning_gym.get_score_answer_fn(family)(answer=answer, entry=self.entry))
+        except (ArithmeticError, ValueError):  # the checker's own failures on absurd answers (e.g. 10**400)
+            return 0.0
 
     def is_correct(self, prediction: str | None) -> bool:
         """Whether a predicted final answer (or a whole solution text) is right."""
