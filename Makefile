@@ -10,7 +10,10 @@ STAMP := $(VENV)/.installed
 # built from source once (~3 min on 2 cores, only the library), and the wheel is cached.
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_STAMP := $(VENV)/.llama-cpp
-WHEELS := $(HOME)/.cache/uniscale_integrations/wheels
+# The wheel is built for this CPU (llama.cpp's native build): it is cached per instruction set, so
+# a cache shared with a machine of another CPU never hands it a wheel that dies on its first matmul.
+CPU_KEY := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | md5sum | cut -c1-12)
+WHEELS := $(HOME)/.cache/uniscale_integrations/wheels/cpu-$(CPU_KEY)
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
 

@@ -230,6 +230,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
                     raise
                 time.sleep(0.5)
         yield LlamaServer(url, log)
+        if proc.poll() is not None:  # it died under a test: say how (a signal, the OOM killer), not just "refused"
+            raise AssertionError(f"llama_cpp.server died with exit code {proc.returncode}: {log.read_text()[-3000:]}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

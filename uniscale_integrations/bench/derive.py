@@ -92,14 +92,23 @@ class Vote:
     """The mean confidence of the paths behind the answer."""
 
 
-def vote(paths: Sequence[Path], method: str = "weighted") -> Vote:
-    """Pool the paths' answers by a confidence-weighted (``"weighted"``) or plain (``"majority"``) vote."""
+def tally(paths: Sequence[Path], method: str = "weighted") -> dict[str, float]:
+    """Each stated answer's votes among ``paths``: confidences (``"weighted"``) or counts (``"majority"``)."""
     weight: dict[str, float] = defaultdict(float)
-    backers: dict[str, list[Path]] = defaultdict(list)
     for path in paths:
         answer = path_answer(path)
         if answer is not None:
             weight[answer] += confidence(path) if method == "weighted" else 1.0
+    return dict(weight)
+
+
+def vote(paths: Sequence[Path], method: str = "weighted") -> Vote:
+    """Pool the paths' answers by a confidence-weighted (``"weighted"``) or plain (``"majority"``) vote."""
+    weight = tally(paths, method)
+    backers: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        answer = path_answer(path)
+        if answer is not None:
             backers[answer].append(path)
     if not weight:
         best = max(paths, key=confidence)

@@ -1,0 +1,112 @@
+"""Build outcome table v2 from the collected samples, nothing generated.
+
+    python benchmarks/build_table_v2.py                       # -> uniscale_integrations/bench/tables/v2.jsonl.gz
+    python benchmarks/build_table_v2.py --out /tmp/v2.jsonl.gz --min-best 0.15
+
+The space is S and M x QP {1, 2} x CP {1, 2, 4, 8} x BS 1, with early stopping off (every row
+runs to its end) and on (the vote-decided rule replayed exactly: see
+:mod:`uniscale_integrations.bench.derived_table`). Tiers are chosen from the configurations'
+accuracies alone, before any policy is replayed: a tier stays when some configuration is right
+on at least ``--min-best`` of its questions (below that, there is nothing to learn on it but
+"spend least").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+from uniscale_integrations.bench.derive import rescored, vote
+from uniscale_integrations.bench.derived_table import derivation, derived_table
+from uniscale_integrations.bench.outcomes import save_table
+from uniscale_integrations.bench.samples import SamplePlan, read_records
+from uniscale_integrations.core.cost import ModelShape
+from uniscale_integrations.core.engine import UniScale
+from uniscale_integrations.tts.search import REASON_THEN_ANSWER
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_OUT = ROOT / "uniscale_integrations" / "bench" / "tables" / "v2.jsonl.gz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=HERE / "results" / "samples_v2")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--min-best", type=float, default=0.15)
+    parser.add_argument("--greedy-first", action="store_true", help="candidate 0 of a CP group is the greedy path")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    plan = SamplePlan()
+    if json.loads((args.work / "plan.json").read_text())["plan"] != plan.as_dict():
+        raise SystemExit(f"{args.work} was collected with another plan than SamplePlan()'s defaults")
+    questions = {q.id: q for q, _ in plan.stream()}
+    records = rescored(list(read_records(args.work)), questions)
+    sampling = plan.sampling["M"]
+    engine = UniScale.from_defaults(
+        "quality-first",
+        models=plan.models,
+        qp=(1, 2),
+        cp=(1, 2, 4, 8),
+        bs=(1,),
+        max_new_tokens=sampling.max_new_tokens,
+        instruction=REASON_THEN_ANSWER,
+    )
+    configs = list(engine.space)
+    best = _best_accuracy(records, configs, args.greedy_first)
+    tiers = sorted(t for t, accuracy in best.items() if accuracy >= args.min_best)
+    for tier, accuracy in sorted(best.items()):
+        logging.info("%-16s best config accuracy %.3f -> %s", tier, accuracy, "kept" if tier in tiers else "left out")
+    records = [r for r in records if r["tier"] in tiers]
+    texts = {r["question"]: r["text"] for r in records}
+    contexts = {q: engine.features(text).context.tolist() for q, text in texts.items()}
+    probe = engine.features("What is 1 + 1?")
+    shapes = {n: ModelShape(s.params, s.n_layers, s.kv_dim) for n, s in engine.specs.items()}
+    meta, rows, outcomes = derived_table(
+        records,
+        questions,
+        configs,
+        shapes=shapes,
+        cost_model=engine.cost_model,
+        pricing=engine.pricing,
+        contexts=contexts,
+        action_features=probe.actions.tolist(),
+        greedy_first=args.greedy_first,
+        settings={
+            "plan": plan.as_dict(),
+            "instruction": REASON_THEN_ANSWER,
+            "tiers": tiers,
+            "tier_rule": f"kept when some configuration is right on at least {args.min_best:.0%} of the tier",
+            "greedy_first": args.greedy_first,
+            "derived": "every outcome is derived from the greedy path and 8 seeded samples per variant and "
+            "model; early stopping on is the vote-decided rule replayed in lockstep (exact); seconds are "
+            "the session's, shared out by processed tokens",
+            "seed": "every question samples with seed crc32(question id)",
+        },
+    )
+    save_table(args.out, meta, rows, outcomes)
+    logging.info("wrote %s: %d questions in %d tiers", args.out, len(rows), len(tiers))
+
+
+def _best_accuracy(records: list[dict], configs: list, greedy_first: bool) -> dict[str, float]:
+    """Per tier, the accuracy of its most accurate configuration (early stopping off)."""
+    by_model = {(r["question"], r["model"]): r for r in records}
+    tiers: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        tiers[r["tier"]].add(r["question"])
+    best = {}
+    for tier, ids in tiers.items():
+        scores = []
+        for config in configs:
+            held = [by_model[(q, config.model)] for q in ids if (q, config.model) in by_model]
+            right = [vote(derivation(r, config, False, greedy_first=greedy_first).rows).correct for r in held]
+            scores.append(sum(right) / len(right) if right else 0.0)
+        best[tier] = max(scores)
+    return best
+
+
+if __name__ == "__main__":
+    main()

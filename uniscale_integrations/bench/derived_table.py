@@ -1,0 +1,160 @@
+"""Outcome table v2: every configuration's outcome derived from the collected samples.
+
+:mod:`~uniscale_integrations.bench.samples` holds, per (question, model), the greedy path and 8
+seeded samples of each question variant; :mod:`~uniscale_integrations.bench.derive` turns them
+into the rows, the vote and the usage of any BS = 1 configuration. This module writes them as an
+:class:`~uniscale_integrations.bench.outcomes.OutcomeTable`, for early stopping off and on:
+
+- **off**: every row of the configuration runs to its end (end of sequence, answer line or cap);
+- **on**: the vote-decided rule of :func:`~uniscale_integrations.tts.search.vote_decided`,
+  replayed exactly. The rows decode in lockstep, so after ``t`` steps the finished rows are those
+  of at most ``t`` tokens; the session stops at the first ``t`` where the open rows, each worth
+  at most ``v_sup`` (a confidence is at most 1), could not overtake the leader. The open rows are
+  cut at ``t`` tokens and the answer cannot differ from the "off" answer.
+
+Seconds are the record's measured seconds shared out by the share of the session's processed
+tokens the configuration's rows account for (derived, not timed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from uniscale_integrations.bench.data import Question
+from uniscale_integrations.bench.derive import Path, Record, derived_usage, rows_of, tally, vote
+from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta
+from uniscale_integrations.core.cost import CostModel, ModelShape, SpacePricing
+from uniscale_integrations.core.space import Config
+
+logger = logging.getLogger(__name__)
+
+V_SUP = 1.0
+"""The most a path still open can add to a vote: its confidence, a probability."""
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What a configuration decodes on one question, with early stopping off or on."""
+
+    rows: list[Path]
+    """The rows, each with the tokens it ran (cut short where early stopping stopped it)."""
+    pruned: int
+
+
+def decided_step(rows: Sequence[Path], v_sup: float = V_SUP) -> int | None:
+    """The first lockstep step after which the weighted vote of the finished rows cannot change."""
+    lengths = sorted({p["tokens"] for p in rows})
+    for step in lengths[:-1]:
+        finished = [p for p in rows if p["tokens"] <= step]
+        votes = tally(finished)
+        if not votes:
+            continue
+        leader, *others = sorted(votes.values(), reverse=True)
+        open_rows = sum(p["tokens"] > step for p in rows)
+        if leader > (others[0] if others else 0.0) + open_rows * v_sup:
+            return step
+    return None
+
+
+def derivation(record: Record, config: Config, early_stopping: bool, *, greedy_first: bool) -> Derivation:
+    """The rows ``config`` decodes on ``record``'s question (see the module docstring)."""
+    rows = rows_of(record, config.qp, config.cp, greedy_first=greedy_first)
+    if not early_stopping or len(rows) == 1:
+        return Derivation(rows, 0)
+    step = decided_step(rows)
+    if step is None:
+        return Derivation(rows, 0)
+    cut = [p if p["tokens"] <= step else {**p, "tokens": step, "finish": "pruned"} for p in rows]
+    return Derivation(cut, sum(p["tokens"] > step for p in rows))
+
+
+def outcome_row(
+    record: Record,
+    config: Config,
+    early_stopping: bool,
+    *,
+    shape: ModelShape,
+    cost_model: CostModel,
+    pricing: SpacePricing,
+    greedy_first: bool,
+) -> OutcomeRow:
+    """One (question, config, early stopping) outcome of the table."""
+    derived = derivation(record, config, early_stopping, greedy_first=greedy_first)
+    voters = [p for p in derived.rows if p["finish"] != "pruned"]
+    pooled = vote(voters)
+    usage = derived_usage(record["prompt_tokens"], [(p["variant"], p["tokens"]) for p in derived.rows])
+    eflops = cost_model.eflops(shape, usage)
+    session_tokens = max(1, int(record["usage"]["tokens_processed"]))
+    return OutcomeRow(
+        question=record["question"],
+        config=str(config),
+        early_stopping=early_stopping,
+        answer=pooled.answer or "",
+        correct=pooled.correct,
+        score=min(1.0, max(0.0, pooled.score)),
+        eflops=eflops,
+        cost=pricing.normalise(eflops),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        seconds=round(float(record["seconds"]) * min(1.0, usage.tokens_processed / session_tokens), 3),
+        pruned=derived.pruned,
+    )
+
+
+def derived_table(
+    records: Sequence[Record],
+    questions: Mapping[str, Question],
+    configs: Sequence[Config],
+    *,
+    shapes: Mapping[str, ModelShape],
+    cost_model: CostModel,
+    pricing: SpacePricing,
+    contexts: Mapping[str, Sequence[float]],
+    action_features: Sequence[Sequence[float]],
+    greedy_first: bool,
+    settings: Mapping[str, Any],
+) -> tuple[TableMeta, list[QuestionRow], list[OutcomeRow]]:
+    """The table's meta, questions and outcomes from ``records`` (one per question and model).
+
+    A question enters the table only when every model of ``configs`` has a record for it.
+    """
+    by_question: dict[str, dict[str, Record]] = {}
+    for record in records:
+        by_question.setdefault(record["question"], {})[record["model"]] = record
+    models = {c.model for c in configs}
+    kept: list[QuestionRow] = []
+    outcomes: list[OutcomeRow] = []
+    for question_id, per_model in by_question.items():
+        if not models <= set(per_model):
+            logger.info("leaving out %s: no record for %s", question_id, sorted(models - set(per_model)))
+            continue
+        first = per_model[next(iter(models))]
+        question = questions[question_id]
+        kept.append(
+            QuestionRow(
+                question_id, question.tier, first["split"], question.text, question.answer, tuple(contexts[question_id])
+            )
+        )
+        for early_stopping in (True, False):
+            for config in configs:
+                outcomes.append(
+                    outcome_row(
+                        per_model[config.model],
+                        config,
+                        early_stopping,
+                        shape=shapes[config.model],
+                        cost_model=cost_model,
+                        pricing=pricing,
+                        greedy_first=greedy_first,
+                    )
+                )
+    meta = TableMeta(
+        configs=tuple(str(c) for c in configs),
+        action_features=tuple(tuple(float(v) for v in row) for row in action_features),
+        early_stopping=(True, False),
+        settings={**settings, "questions": len(kept)},
+    )
+    return meta, kept, outcomes
