@@ -23,7 +23,7 @@ from uniscale_integrations.bench.derive import rescored, vote
 from uniscale_integrations.bench.derived_table import derivation, derived_table
 from uniscale_integrations.bench.outcomes import save_table
 from uniscale_integrations.bench.samples import SamplePlan, read_records
-from uniscale_integrations.core.cost import ModelShape
+from uniscale_integrations.core.cost import ModelShape, NominalBudget, SpacePricing
 from uniscale_integrations.core.engine import UniScale
 from uniscale_integrations.tts.search import REASON_THEN_ANSWER
 
@@ -65,13 +65,19 @@ def main() -> None:
     contexts = {q: engine.features(text).context.tolist() for q, text in texts.items()}
     probe = engine.features("What is 1 + 1?")
     shapes = {n: ModelShape(s.params, s.n_layers, s.kv_dim) for n, s in engine.specs.items()}
+    # Costs are shares of the dearest configuration run to the cap on the longest prompt, so no
+    # outcome clips at 1 (the engine's default nominal budget, 64 new tokens, is for short answers).
+    budget = NominalBudget(
+        prompt_tokens=max(n for r in records for n in r["prompt_tokens"]), new_tokens=sampling.max_new_tokens
+    )
+    pricing = SpacePricing.of(engine.space, shapes, engine.cost_model, budget)
     meta, rows, outcomes = derived_table(
         records,
         questions,
         configs,
         shapes=shapes,
         cost_model=engine.cost_model,
-        pricing=engine.pricing,
+        pricing=pricing,
         contexts=contexts,
         action_features=probe.actions.tolist(),
         greedy_first=args.greedy_first,
@@ -81,6 +87,7 @@ def main() -> None:
             "tiers": tiers,
             "tier_rule": f"kept when some configuration is right on at least {args.min_best:.0%} of the tier",
             "greedy_first": args.greedy_first,
+            "nominal_budget": {"prompt_tokens": budget.prompt_tokens, "new_tokens": budget.new_tokens},
             "derived": "every outcome is derived from the greedy path and 8 seeded samples per variant and "
             "model; early stopping on is the vote-decided rule replayed in lockstep (exact); seconds are "
             "the session's, shared out by processed tokens",

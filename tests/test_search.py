@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from uniscale_integrations import Config, CostModel, Usage
-from uniscale_integrations.core.answers import extract_answer
+from uniscale_integrations.core.answers import extract_answer, stated_answer
 from uniscale_integrations.core.events import Event, PathPruned, StepScored
 from uniscale_integrations.core.verifiers import Verdicts
 from uniscale_integrations.models import ModelRegistry, load_model
@@ -210,7 +210,7 @@ def test_qp2_solves_two_question_variants(generator: HFGenerator) -> None:
 
 
 def test_aggregation_returns_the_verifiers_favourite(generator: HFGenerator) -> None:
-    probe = _executor(generator, early_stopping=EarlyStopping(enabled=False), max_new_tokens=32).execute(
+    probe = _executor(generator, early_stopping=EarlyStopping(enabled=False), max_new_tokens=160).execute(
         QUESTION, Config("S", cp=6), seed=11
     )
     answers = Counter(p.answer for p in probe.paths if p.answer is not None)
@@ -225,7 +225,7 @@ def test_aggregation_returns_the_verifiers_favourite(generator: HFGenerator) -> 
             generator,
             verifier=ScriptedVerifier(partial=0.5, final=final),
             early_stopping=EarlyStopping(enabled=False),
-            max_new_tokens=32,
+            max_new_tokens=160,
             aggregation=method,
         ).execute(QUESTION, Config("S", cp=6), seed=11)
         assert execution.answer == favourite, method
@@ -234,7 +234,7 @@ def test_aggregation_returns_the_verifiers_favourite(generator: HFGenerator) -> 
         generator,
         verifier=ScriptedVerifier(partial=0.5, final=final),
         early_stopping=EarlyStopping(enabled=False),
-        max_new_tokens=32,
+        max_new_tokens=160,
         aggregation="majority",
     ).execute(QUESTION, Config("S", cp=6), seed=11)
     top_count = answers.most_common(1)[0][1]
@@ -267,3 +267,14 @@ def test_answer_score_pools_only_paths_that_agree() -> None:
     assert winner is not None
     assert winner.id == 1
     assert answer_score(free_text, winner) == pytest.approx(0.8)
+
+
+def test_a_path_cut_at_the_cap_before_it_states_an_answer_casts_no_vote(generator: HFGenerator) -> None:
+    execution = _executor(generator, max_new_tokens=12, early_stopping=EarlyStopping(enabled=False)).execute(
+        QUESTION, Config("S", cp=3), seed=1
+    )
+    cut = [p for p in execution.paths if p.status == "length"]
+    assert cut, "12 new tokens must cut a step-by-step answer"
+    for path in cut:
+        assert (path.answer is None) == (stated_answer(path.text) is None)
+    assert execution.answer is not None  # the reply still carries the best path's text

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from uniscale_integrations.bench.data import Question
-from uniscale_integrations.core.answers import canonical_answer, extract_answer, stated_answer
+from uniscale_integrations.core.answers import canonical_answer, voted_answer
 from uniscale_integrations.core.cost import Usage
 
 Record = Mapping[str, Any]
@@ -69,12 +69,9 @@ def rows_of(record: Record, qp: int, cp: int, *, greedy_first: bool = False) -> 
 
 
 def path_answer(path: Path) -> str | None:
-    """The canonical final answer a path states; ``None`` when it has none or was cut unfinished."""
-    stated = stated_answer(path["text"])
-    if stated is None and path["finish"] == "length":
-        return None
-    answer = stated if stated is not None else extract_answer(path["text"])
-    return canonical_answer(answer.strip().strip("*").rstrip(".")) if answer else None
+    """The canonical answer a path casts in a vote (:func:`~uniscale_integrations.core.answers.voted_answer`)."""
+    answer = voted_answer(path["text"], cut=path["finish"] == "length")
+    return canonical_answer(answer) if answer else None
 
 
 def confidence(path: Path) -> float:

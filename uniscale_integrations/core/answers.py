@@ -82,6 +82,18 @@ def extract_answer(text: str) -> str | None:
     return _last_number(text)
 
 
+def voted_answer(text: str, *, cut: bool = False) -> str | None:
+    """The answer a path casts in a vote: :func:`extract_answer`, or ``None`` for a path ``cut`` at
+    the token cap before it stated one (its last number is read from unfinished reasoning).
+
+    >>> voted_answer("3 + 4 = 7, and then 7 +", cut=True) is None, voted_answer("So 9.\\nAnswer: 9", cut=True)
+    (True, '9')
+    """
+    if cut and stated_answer(text) is None:
+        return None
+    return extract_answer(text)
+
+
 def numbers_equal(a: str, b: str, rel_tol: float = 1e-6) -> bool:
     """Whether two answers denote the same number (formatting, commas and trailing zeros ignored)."""
     try:

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from uniscale_integrations.core.answers import extract_answer
+from uniscale_integrations.core.answers import voted_answer
 from uniscale_integrations.core.budget import Budget, Cap
 from uniscale_integrations.core.cost import CostModel, Usage
 from uniscale_integrations.core.events import Listener, PathPruned, StepScored, emit
@@ -479,8 +479,8 @@ class _Search:
             self.best_step_score = max(self.best_step_score, score)
             if is_final:
                 path.final_score = score
-                path.answer = extract_answer(path.text)
                 path.status = _finish_status(row)
+                path.answer = voted_answer(path.text, cut=path.status == "length")
             emit(
                 self.listeners,
                 StepScored(path.id, path.steps, score, path.mean_score, is_final, self._verifier_name),

@@ -1,0 +1,162 @@
+"""The prepared GPU check: one script for the few minutes a GPU machine is lent (under 10 minutes).
+
+    python benchmarks/gpu_check.py --out "$OUT"       # on the GPU machine
+    python benchmarks/gpu_check.py                    # anywhere else: says there is no CUDA, exits 0
+
+On CUDA, in this order (each part is timed and reported even when a later one fails):
+
+1. **Greedy tokens, CUDA against CPU**: S's and M's greedy continuations of 5 prompts (64 new
+   tokens), once on the CPU in fp32 and once on CUDA in the loader's dtype (bf16). Where the
+   tokens part, the first differing position is given, and the CUDA model's agreement with the
+   CPU text read teacher-forced (the share of the CPU's tokens that are also CUDA's top choice):
+   a near-tie flipped by bf16 rounding keeps that share near 1, a broken path does not.
+2. **Batched decode throughput** on CUDA at 8, 32 and 64 rows (sampled, 64 new tokens, no
+   early end), tokens per second, prefill included.
+3. **A chunk of the table collection**: :func:`~uniscale_integrations.bench.samples.collect_samples`
+   with table v2's plan into ``OUT/samples_gpu`` for ``--records`` records, with tokens per second.
+   The records are bf16 ones: they are kept apart from the CPU table's samples.
+
+The results go to the "GPU check" section of ``benchmarks/RESULTS.md`` and to ``OUT/gpu_check.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+from _results import write_section
+
+from uniscale_integrations.bench.samples import SamplePlan, collect_samples, read_records
+from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
+from uniscale_integrations.tts.backends import SamplingParams
+from uniscale_integrations.tts.decoding import DecodeSession
+
+HERE = Path(__file__).resolve().parent
+SECTION_TITLE = "GPU check"
+PROMPTS = (
+    "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left? Think step by step.",
+    "A train travels 60 km in 1.5 hours. What is its average speed in km/h? Explain.",
+    "What is 17 * 23? Show your working.",
+    "Name the capital of France and one fact about it.",
+    "If today is Monday, what day is it in 10 days?",
+)
+NEW_TOKENS = 64
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/gpu_check"))
+    parser.add_argument("--records", type=int, default=8, help="(question, model) records of the collection chunk")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here; nothing to check (exit 0)")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = torch.cuda.get_device_name(0)
+    lines = [f"Command: `python benchmarks/gpu_check.py`. Device: {device}, torch {torch.__version__}.", ""]
+    registry = ModelRegistry.default()
+    for part in (_greedy_parity, _throughput):
+        lines += _guarded(part, registry)
+    lines += _guarded(lambda _: _collection_chunk(args.out / "samples_gpu", args.records), registry)
+    text = "\n".join(lines)
+    (args.out / "gpu_check.md").write_text(text + "\n")
+    write_section(HERE / "RESULTS.md", SECTION_TITLE, text)
+    print(text)
+    return 0
+
+
+def _guarded(part, registry: ModelRegistry) -> list[str]:  # type: ignore[no-untyped-def]
+    """Run one part; a failure is reported in its place and the next part still runs."""
+    started = time.perf_counter()
+    try:
+        body = part(registry)
+    except Exception as exc:
+        logging.exception("gpu_check: %s failed", getattr(part, "__name__", "part"))
+        body = [f"**{getattr(part, '__name__', 'part')} failed**: `{type(exc).__name__}: {exc}`"]
+    return [*body, "", f"({time.perf_counter() - started:.0f} s)", ""]
+
+
+def _greedy(loaded: LoadedModel, prompt: str) -> list[int]:
+    session = DecodeSession(loaded, [prompt], 1, SamplingParams(max_new_tokens=NEW_TOKENS, temperature=0.0))
+    session.advance()
+    return list(session.rows[0].token_ids)
+
+
+def _teacher_forced_agreement(loaded: LoadedModel, prompt: str, tokens: list[int]) -> float:
+    prompt_ids = loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + tokens], device=loaded.device)
+    with torch.inference_mode():
+        logits = loaded.model(ids).logits[0, len(prompt_ids) - 1 : -1]
+    return float((logits.argmax(-1).cpu() == torch.tensor(tokens)).float().mean())
+
+
+def _greedy_parity(registry: ModelRegistry) -> list[str]:
+    lines = [
+        "**Greedy tokens, CUDA against CPU** (64 new tokens)",
+        "",
+        "| model | prompt | same tokens | first difference | CUDA top choice along the CPU text |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("S", "M"):
+        cpu, cuda = load_model(registry[name], device="cpu"), load_model(registry[name], device="cuda")
+        for i, question in enumerate(PROMPTS):
+            prompt = str(
+                cpu.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+                )
+            )
+            on_cpu, on_cuda = _greedy(cpu, prompt), _greedy(cuda, prompt)
+            first = next((k for k, (a, b) in enumerate(zip(on_cpu, on_cuda, strict=False)) if a != b), None)
+            if first is None and len(on_cpu) != len(on_cuda):
+                first = min(len(on_cpu), len(on_cuda))
+            agreement = _teacher_forced_agreement(cuda, prompt, on_cpu) if on_cpu else 1.0
+            lines.append(
+                f"| {name} ({cuda.dtype}) | {i} | {'yes' if first is None else 'no'} | "
+                f"{'-' if first is None else f'token {first}'} | {agreement:.1%} |"
+            )
+    return lines
+
+
+def _throughput(registry: ModelRegistry) -> list[str]:
+    lines = ["**Batched decode throughput on CUDA** (sampled, 64 new tokens per row)", ""]
+    lines += ["| model | rows | tokens/s |", "|---|---|---|"]
+    params = SamplingParams(max_new_tokens=NEW_TOKENS, temperature=0.7, top_p=0.95, seed=0)
+    for name in ("S", "M"):
+        loaded = load_model(registry[name], device="cuda")
+        prompt = str(
+            loaded.tokenizer.apply_chat_template(
+                [{"role": "user", "content": PROMPTS[0]}], tokenize=False, add_generation_prompt=True
+            )
+        )
+        DecodeSession(loaded, [prompt], 2, params, ignore_eos=True).advance()  # warm-up
+        for rows in (8, 32, 64):
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            session = DecodeSession(loaded, [prompt], rows, params, ignore_eos=True)
+            session.advance()
+            torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
+            tokens = sum(len(r.token_ids) for r in session.rows)
+            lines.append(f"| {name} | {rows} | {tokens / seconds:,.0f} |")
+    return lines
+
+
+def _collection_chunk(work: Path, records: int) -> list[str]:
+    started = time.perf_counter()
+    collect_samples(SamplePlan(), work, limit=records, progress=False)
+    seconds = time.perf_counter() - started
+    done = list(read_records(work))
+    tokens = sum(p["tokens"] for r in done for p in r["paths"])
+    return [
+        f"**Collection chunk** (table v2's plan, bf16 on CUDA, kept apart in `{work.name}`): {len(done)} records, "
+        f"{tokens:,} generated tokens, {tokens / seconds:,.0f} tokens/s over the chunk (model loading included)."
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

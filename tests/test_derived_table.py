@@ -1,0 +1,108 @@
+"""Table v2 derived from collected samples: early stopping replayed exactly, a complete table that loads."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uniscale_integrations.bench.derive import rescored, rows_of, vote
+from uniscale_integrations.bench.derived_table import decided_step, derivation, derived_table
+from uniscale_integrations.bench.outcomes import load_table, save_table
+from uniscale_integrations.bench.samples import SamplePlan, read_records
+from uniscale_integrations.core.cost import CostModel, ModelShape, NominalBudget, SpacePricing
+from uniscale_integrations.core.space import Config, ConfigSpace
+from uniscale_integrations.models import ModelRegistry
+
+WORK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "samples_v2"
+SPACE = ConfigSpace.grid(("S", "M"), (1, 2), (1, 2, 4, 8), (1,))
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    """The first collected chunk: real greedy paths and samples of S and M."""
+    questions = {q.id: q for q, _ in SamplePlan().stream()}
+    first = sorted(WORK.glob("chunk-000.jsonl*"))
+    if not first:
+        pytest.skip("the samples of table v2 are not in this checkout")
+    return rescored([r for r in read_records(WORK) if r["index"] < 25], questions)
+
+
+def _path(sample: int, tokens: int, text: str, finish: str = "eos") -> dict[str, object]:
+    return {
+        "variant": 0,
+        "sample": sample,
+        "tokens": tokens,
+        "logprob": -0.1 * tokens,
+        "finish": finish,
+        "text": text,
+        "correct": 0.0,
+    }
+
+
+def test_a_vote_is_decided_once_the_open_rows_cannot_overtake_the_leader() -> None:
+    agreeing = [_path(s, 10, "Answer: 5") for s in range(4)]
+    late = [_path(s, 50, "Answer: 6") for s in range(4, 7)]
+    rows = agreeing + late
+    # After 10 steps four rows back 5 (confidence e^-0.1 each, 3.62) and three are open (3.0 at most).
+    assert decided_step(rows) == 10
+    assert decided_step(agreeing[:2] + late) is None  # 1.81 cannot outweigh three open rows
+    derived = derivation({"paths": rows}, Config("M", cp=8), True, greedy_first=False)
+    assert derived.pruned == 3
+    assert [p["tokens"] for p in derived.rows] == [10] * 7
+    assert vote([p for p in derived.rows if p["finish"] != "pruned"]).answer == vote(rows).answer == "5"
+
+
+def test_early_stopping_on_real_samples_never_moves_the_answer_and_never_costs_more(records: list[dict]) -> None:
+    decided = 0
+    for record in records:
+        for config in SPACE:
+            off = derivation(record, config, False, greedy_first=False)
+            on = derivation(record, config, True, greedy_first=False)
+            assert off.rows == rows_of(record, config.qp, config.cp)
+            assert vote([p for p in on.rows if p["finish"] != "pruned"]).answer == vote(off.rows).answer
+            assert sum(p["tokens"] for p in on.rows) <= sum(p["tokens"] for p in off.rows)
+            decided += on.pruned > 0
+    assert decided > 0, "some multi-path configuration must stop early on 25 real questions"
+
+
+def test_the_derived_table_is_complete_loads_and_prices_within_the_cap(records: list[dict], tmp_path: Path) -> None:
+    registry = ModelRegistry.default()
+    shapes = {m: ModelShape(registry[m].params, registry[m].n_layers, registry[m].kv_dim) for m in ("S", "M")}
+    budget = NominalBudget(prompt_tokens=max(n for r in records for n in r["prompt_tokens"]), new_tokens=384)
+    cost_model = CostModel()
+    pricing = SpacePricing.of(SPACE, shapes, cost_model, budget)
+    questions = {q.id: q for q, _ in SamplePlan().stream()}
+    ids = {r["question"] for r in records}
+    unit = np.ones(4) / 2.0
+    meta, rows, outcomes = derived_table(
+        records,
+        questions,
+        list(SPACE),
+        shapes=shapes,
+        cost_model=cost_model,
+        pricing=pricing,
+        contexts={q: unit.tolist() for q in ids},
+        action_features=(np.eye(len(SPACE), 4) + 0.5).tolist(),
+        greedy_first=False,
+        settings={"source": "test"},
+    )
+    path = tmp_path / "v2.jsonl.gz"
+    save_table(path, meta, rows, outcomes)
+    table = load_table(path)
+    assert table.n_questions == len(ids)
+    assert table.n_configs == 16
+    names = [str(c) for c in table.configs]
+    cost = table.array("cost")
+    assert np.all((cost > 0) & (cost <= 1))
+    eflops = table.array("eflops")
+    assert np.all(eflops[:, names.index("M/qp1/cp8/bs1")] > eflops[:, names.index("M/qp1/cp1/bs1")])
+    assert np.all(table.array("eflops", True) <= table.array("eflops", False) * (1 + 1e-12))
+    greedy_m = names.index("M/qp1/cp1/bs1")
+    by_question = {r["question"]: r for r in records if r["model"] == "M"}
+    for i, question in enumerate(table.questions):
+        expected = vote(rows_of(by_question[question.id], 1, 1)).correct
+        assert bool(table.array("correct")[i, greedy_m]) == expected
+    assert not math.isnan(float(table.array("score").mean()))
