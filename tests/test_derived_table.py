@@ -106,3 +106,30 @@ def test_the_derived_table_is_complete_loads_and_prices_within_the_cap(records: 
         expected = vote(rows_of(by_question[question.id], 1, 1)).correct
         assert bool(table.array("correct")[i, greedy_m]) == expected
     assert not math.isnan(float(table.array("score").mean()))
+
+
+def test_a_row_that_loops_ends_where_the_loop_stop_would_end_it() -> None:
+    from uniscale_integrations.bench.derived_table import loop_stop, with_loop_stops
+    from uniscale_integrations.models import load_tokenizer
+
+    assert loop_stop([1, 2, 3, 4] + [5, 6] * 30) == 4 + 48
+    assert loop_stop(list(range(200))) is None
+    tokenizer = load_tokenizer(ModelRegistry.default()["S"])
+    looping = "First, 1974 - 2026 = " + "1974 - 2026 = " * 40
+    ids = tokenizer(looping, add_special_tokens=False)["input_ids"]
+    fine = "So 3 + 4 = 7.\nAnswer: 7"
+    record = {
+        "model": "S",
+        "paths": [
+            {**_path(0, len(ids), looping, finish="length"), "steps": [[5, -1.0]]},
+            _path(1, len(tokenizer(fine)["input_ids"]), fine),
+        ],
+    }
+    (stopped,) = with_loop_stops([record], {"S": tokenizer})
+    cut, kept = stopped["paths"]
+    assert kept == record["paths"][1]
+    assert cut["finish"] == "loop"
+    assert 48 <= cut["tokens"] < len(ids)
+    assert looping.startswith(cut["text"])
+    assert cut["logprob"] == pytest.approx(-1.0 / 5 * cut["tokens"])
+    assert vote([cut, kept]).answer == "7"

@@ -115,3 +115,17 @@ def test_configs_take_the_first_samples_and_cut_paths_cast_no_vote() -> None:
     assert vote([cut, cut, cut, right]).answer == "12"
     assert vote([cut, cut, cut, right]).correct
     assert path_answer(_path(0, 2, "The final answer is: Answer: **Yes**.")) == "yes"
+
+
+def test_a_row_that_falls_into_a_loop_ends_there_and_keeps_what_it_wrote(small: LoadedModel) -> None:
+    prompt = "The chorus goes: la la la la la la la la la la la la"
+    rows = {}
+    for stop_on_loop in (True, False):
+        params = SamplingParams(max_new_tokens=120, temperature=0.0, stop_on_loop=stop_on_loop)
+        session = DecodeSession(small, [prompt], 1, params)
+        session.advance()
+        rows[stop_on_loop] = session.rows[0]
+    stopped, capped = rows[True], rows[False]
+    assert (stopped.finish_reason, capped.finish_reason) == ("loop", "length")
+    assert len(stopped.token_ids) < len(capped.token_ids)
+    assert capped.token_ids[: len(stopped.token_ids)] == stopped.token_ids

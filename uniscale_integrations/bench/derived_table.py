@@ -28,6 +28,7 @@ from uniscale_integrations.bench.derive import Path, Record, derived_usage, rows
 from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta
 from uniscale_integrations.core.cost import CostModel, ModelShape, SpacePricing
 from uniscale_integrations.core.space import Config
+from uniscale_integrations.tts.decoding import LOOP_MIN_SPAN, repeats_itself
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,40 @@ def decided_step(rows: Sequence[Path], v_sup: float = V_SUP) -> int | None:
         if leader > (others[0] if others else 0.0) + open_rows * v_sup:
             return step
     return None
+
+
+def loop_stop(token_ids: Sequence[int]) -> int | None:
+    """The token count at which ``SamplingParams(stop_on_loop=True)`` would have ended this row."""
+    for end in range(LOOP_MIN_SPAN, len(token_ids) + 1):
+        if repeats_itself(token_ids[:end]):
+            return end
+    return None
+
+
+def with_loop_stops(records: Sequence[Record], tokenizers: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The records as a collection with ``stop_on_loop`` would have left them.
+
+    A row that fell into a loop ends there (``"loop"``; it casts no vote unless it stated an answer
+    first); nothing before the stop changes, since a row's draws depend on its stream alone. The
+    stop is found on the stored text tokenised again (equal to the sampled ids but for a rare
+    re-merge at the stripped ends); the log-probability at the stop is the last step mark's rate.
+    """
+    out = []
+    for record in records:
+        tokenizer = tokenizers[record["model"]]
+        paths = []
+        for path in record["paths"]:
+            ids = tokenizer(path["text"], add_special_tokens=False)["input_ids"]
+            end = loop_stop(ids[: path["tokens"]])
+            if end is None or end >= path["tokens"]:
+                paths.append(path)
+                continue
+            marks = [(t, lp) for t, lp in path.get("steps", []) if t <= end]
+            rate = marks[-1][1] / marks[-1][0] if marks else path["logprob"] / path["tokens"]
+            text = tokenizer.decode(ids[:end], skip_special_tokens=True).strip()
+            paths.append({**path, "tokens": end, "finish": "loop", "logprob": rate * end, "text": text})
+        out.append({**record, "paths": paths})
+    return out
 
 
 def derivation(record: Record, config: Config, early_stopping: bool, *, greedy_first: bool) -> Derivation:

@@ -7,6 +7,7 @@ from uniscale_integrations.models.loader import (
     cache_dir,
     default_dtype,
     load_model,
+    load_tokenizer,
     resolve_device,
 )
 from uniscale_integrations.models.registry import (
@@ -36,5 +37,6 @@ __all__ = [
     "default_dtype",
     "ensure_converted",
     "load_model",
+    "load_tokenizer",
     "resolve_device",
 ]

@@ -74,20 +74,37 @@ def load_model(spec: ModelSpec, device: str | None = None) -> LoadedModel:
         return loaded
 
 
-def _load(spec: ModelSpec, device: str) -> LoadedModel:
+def _model_path(spec: ModelSpec) -> Path:
     if isinstance(spec.source, HFDirectory):
-        path = spec.source.path
-        if not path.is_dir():
-            raise MissingModelError(f"model directory of {spec.name!r} not found: {path}")
-    else:
-        path = ensure_converted(spec, cache_dir())
+        if not spec.source.path.is_dir():
+            raise MissingModelError(f"model directory of {spec.name!r} not found: {spec.source.path}")
+        return spec.source.path
+    return ensure_converted(spec, cache_dir())
 
+
+def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
+    """The tokenizer of ``spec`` alone (no weights loaded), padding on the left."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    path = _model_path(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=spec.trust_remote_code)
+    except Exception as exc:  # transformers raises many types; keep the cause chained
+        raise UniScaleError(f"could not load the tokenizer of {spec.name!r} from {path}: {exc}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def _load(spec: ModelSpec, device: str) -> LoadedModel:
+    tokenizer = load_tokenizer(spec)
+    path = _model_path(spec)
+    from transformers import AutoModelForCausalLM
 
     dtype = default_dtype(device)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=spec.trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, local_files_only=True, trust_remote_code=spec.trust_remote_code
         )
@@ -95,9 +112,6 @@ def _load(spec: ModelSpec, device: str) -> LoadedModel:
         raise UniScaleError(f"could not load model {spec.name!r} from {path}: {exc}") from exc
     model.to(torch.device(device))  # type: ignore[arg-type]  # transformers' @wraps hides the bound signature
     model.eval()
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=device, dtype=dtype)

@@ -34,6 +34,9 @@ class SamplingParams:
     """The first path of each prompt decodes greedily; the others sample (candidate 0 is the greedy one)."""
     stop_at_answer: bool = False
     """A path ends once it has written a final-answer line ("Answer: ..."): what follows is never read."""
+    stop_on_loop: bool = False
+    """A path ends (``"loop"``) once its tail repeats itself (``tts.decoding.repeats_itself``): a
+    degenerate loop that greedy decoding never leaves, and that would run to the cap without an answer."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

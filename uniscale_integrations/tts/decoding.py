@@ -68,6 +68,34 @@ Weights = Literal["fp32", "int8"]
 ANSWER_WINDOW = 48
 """Tokens looked at to find the line a newline just ended (``SamplingParams.stop_at_answer``)."""
 
+LOOP_MAX_PERIOD = 64
+LOOP_MIN_SPAN = 48
+LOOP_MIN_REPEATS = 3
+
+
+def repeats_itself(ids: Sequence[int]) -> bool:
+    """Whether the tail of ``ids`` is one block of at most :data:`LOOP_MAX_PERIOD` tokens written
+    :data:`LOOP_MIN_REPEATS` or more times in a row, over at least :data:`LOOP_MIN_SPAN` tokens.
+
+    Written by hand: transformers' ``no_repeat_ngram_size`` and repetition penalties change the
+    distribution; this only ends a row that has already fallen into a loop (``"1974 - 2026 = "``
+    over and over), keeping every token it sampled before.
+
+    >>> repeats_itself([7, 8, 9] * 16), repeats_itself([7, 8, 9] * 15), repeats_itself(list(range(60)))
+    (True, False, False)
+    """
+    n = len(ids)
+    for period in range(1, min(LOOP_MAX_PERIOD, n // LOOP_MIN_REPEATS) + 1):
+        repeats = max(LOOP_MIN_REPEATS, -(-LOOP_MIN_SPAN // period))
+        span = repeats * period
+        if span > n or ids[n - period :] != ids[n - 2 * period : n - period]:
+            continue
+        tail = ids[n - span :]
+        if all(tail[i] == tail[i + period] for i in range(span - period)):
+            return True
+    return False
+
+
 TOP_P_CANDIDATES = 64
 """Top-p sampling first looks at this many most likely tokens and widens only when the
 nucleus does not fit (exact either way; avoids sorting a 151k vocabulary per step)."""
@@ -86,7 +114,8 @@ class Row:
     """Sum of the generated tokens' log-probabilities under the model (untempered)."""
     status: RowStatus = "running"
     finish_reason: str | None = None
-    """``"eos"``, ``"stop"`` or ``"length"`` when finished (or a caller's reason, see ``finish``)."""
+    """``"eos"``, ``"stop"``, ``"answer"``, ``"loop"`` or ``"length"`` when finished (or a caller's reason,
+    see ``finish``)."""
     stop: tuple[str, ...] = field(default=(), repr=False)
     """Stop strings: :meth:`text` is cut at the first one when the row stopped on it."""
     stream: int = field(default=0, repr=False)
@@ -325,6 +354,9 @@ class DecodeSession:
             return
         if len(row.token_ids) >= self.params.max_new_tokens:
             row.status, row.finish_reason = "finished", "length"
+            return
+        if self.params.stop_on_loop and repeats_itself(row.token_ids):
+            row.status, row.finish_reason = "finished", "loop"
             return
         if self.step_delimiter:
             need = not row._content

@@ -73,7 +73,9 @@ VARIANT_TEMPLATES: tuple[str, ...] = (
 )
 
 Aggregation = Literal["weighted_vote", "majority", "best_score"]
-PathStatus = Literal["running", "finished", "length", "step_limit", "pruned", "outranked", "budget"]
+PathStatus = Literal["running", "finished", "length", "loop", "step_limit", "pruned", "outranked", "budget"]
+CUT: tuple[PathStatus, ...] = ("length", "loop")
+"""How a path ends when it is stopped before it ends by itself (it casts no vote unless it stated an answer)."""
 LARGE_PROMPT_CHARS = 20_000
 """After a search whose prompts held more characters, freed memory is handed back to the system."""
 BUDGET_CHECK_TOKENS = 8
@@ -480,7 +482,7 @@ class _Search:
             if is_final:
                 path.final_score = score
                 path.status = _finish_status(row)
-                path.answer = voted_answer(path.text, cut=path.status == "length")
+                path.answer = voted_answer(path.text, cut=path.status in CUT)
             emit(
                 self.listeners,
                 StepScored(path.id, path.steps, score, path.mean_score, is_final, self._verifier_name),
@@ -612,6 +614,8 @@ def _finish_status(row: PathRow) -> PathStatus:
         return "step_limit"
     if row.finish_reason == "budget":
         return "budget"
+    if row.finish_reason == "loop":
+        return "loop"
     return "length" if row.finish_reason == "length" else "finished"
 
 
