@@ -18,11 +18,12 @@ from statistics import mean
 from _results import write_section
 
 from uniscale_integrations.bench.derive import Vote, derived_usage, pass_at, rescored, rows_of, vote
+from uniscale_integrations.bench.derived_table import with_loop_stops
 from uniscale_integrations.bench.samples import SamplePlan, read_records
 from uniscale_integrations.core.cost import CostModel, ModelShape
+from uniscale_integrations.models import ModelRegistry, load_tokenizer
 
 HERE = Path(__file__).resolve().parent
-SHAPES = {"S": ModelShape(134_515_008, 30, 192), "M": ModelShape(494_032_768, 24, 128)}
 CONFIGS = [(qp, cp) for qp in (1, 2) for cp in (1, 2, 4, 8)]
 
 
@@ -37,20 +38,25 @@ def main() -> None:
         raise SystemExit(f"{args.work} was collected with another plan than SamplePlan()'s defaults")
     questions = {q.id: q for q, _ in plan.stream()}
     records = rescored([r for r in read_records(args.work) if args.split in ("all", r["split"])], questions)
+    registry = ModelRegistry.default()
+    as_collected = records
+    records = with_loop_stops(records, {m: load_tokenizer(registry[m]) for m in plan.models})
+    shapes = {m: ModelShape(registry[m].params, registry[m].n_layers, registry[m].kv_dim) for m in plan.models}
     collected = {r["question"] for r in records}
     tiers = sorted({r["tier"] for r in records})
     lines = [
         f"Command: `python benchmarks/samples_report.py --split {args.split}`. {len(collected)} questions "
         f"({len(records)} question x model records) collected so far; configurations derived from the greedy "
         "path and 8 seeded samples per variant (T 0.6, top-p 0.9, at most 384 new tokens, stop at the answer "
-        "line). A path cut at the cap without an answer line casts no vote. Correctness: reasoning-gym's "
+        "line; a row that loops ends there, replayed from the texts). A path cut at the cap or at a loop without an "
+        "answer line casts no vote. Correctness: reasoning-gym's "
         "`score_answer` of the stated answer (1.0), scored again from the stored texts.",
         "",
     ]
-    lines += _cap_table(records, tiers)
+    lines += _cap_table(as_collected, records, tiers)
     for greedy_first in (False, True):
         lines += ["", f"**Accuracy, weighted vote{' (candidate 0 greedy)' if greedy_first else ''}**", ""]
-        lines += _accuracy_table(records, tiers, greedy_first)
+        lines += _accuracy_table(records, tiers, greedy_first, shapes)
     lines += ["", "**Majority vote against weighted vote and pass@k, all tiers (candidates sampled)**", ""]
     lines += _vote_table(records)
     text = "\n".join(lines)
@@ -59,20 +65,29 @@ def main() -> None:
         write_section(HERE / "RESULTS.md", f"Samples for table v2 ({args.split}, in progress)", text)
 
 
-def _cap_table(records: list[dict], tiers: list[str]) -> list[str]:
-    lines = ["**Paths that reached the 384-token cap** (greedy / sampled)", "", "| tier | S | M |", "|---|---|---|"]
+def _cap_table(collected: list[dict], stopped: list[dict], tiers: list[str]) -> list[str]:
+    lines = [
+        "**Greedy paths that reached the 384-token cap**: as collected, and with the loop stop (sampled paths "
+        "in brackets)",
+        "",
+        "| tier | S | S, loop stop | M | M, loop stop |",
+        "|---|---|---|---|---|",
+    ]
     for tier in tiers:
         cells = []
         for model in ("S", "M"):
-            paths = [p for r in records if r["tier"] == tier and r["model"] == model for p in r["paths"]]
-            greedy = [p["finish"] == "length" for p in paths if p["sample"] == -1]
-            sampled = [p["finish"] == "length" for p in paths if p["sample"] >= 0]
-            cells.append(f"{mean(greedy):.0%} / {mean(sampled):.0%}" if greedy else "-")
+            for records in (collected, stopped):
+                paths = [p for r in records if r["tier"] == tier and r["model"] == model for p in r["paths"]]
+                greedy = [p["finish"] == "length" for p in paths if p["sample"] == -1]
+                sampled = [p["finish"] == "length" for p in paths if p["sample"] >= 0]
+                cells.append(f"{mean(greedy):.0%} ({mean(sampled):.0%})" if greedy else "-")
         lines.append(f"| {tier} | {' | '.join(cells)} |")
     return lines
 
 
-def _accuracy_table(records: list[dict], tiers: list[str], greedy_first: bool) -> list[str]:
+def _accuracy_table(
+    records: list[dict], tiers: list[str], greedy_first: bool, shapes: dict[str, ModelShape]
+) -> list[str]:
     names = [f"{m}/qp{qp}/cp{cp}" for m in ("S", "M") for qp, cp in CONFIGS]
     lines = [f"| tier | n | {' | '.join(names)} |", "|---|---|" + "---|" * len(names)]
     cost = CostModel()
@@ -90,7 +105,7 @@ def _accuracy_table(records: list[dict], tiers: list[str], greedy_first: bool) -
                 outcomes.append(vote(rows))
                 if tier == "all":
                     usage = derived_usage(record["prompt_tokens"], [(p["variant"], p["tokens"]) for p in rows])
-                    flops[name].append(cost.eflops(SHAPES[model], usage))
+                    flops[name].append(cost.eflops(shapes[model], usage))
             cells.append(f"{mean(o.correct for o in outcomes):.3f}" if outcomes else "-")
             if tier == "all":
                 totals[name] = [o.correct for o in outcomes]
