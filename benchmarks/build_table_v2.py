@@ -73,7 +73,7 @@ def main() -> None:
     texts = {r["question"]: r["text"] for r in records}
     contexts = {q: engine.features(text).context.tolist() for q, text in texts.items()}
     probe = engine.features("What is 1 + 1?")
-    shapes = {n: ModelShape(s.params, s.n_layers, s.kv_dim) for n, s in engine.specs.items()}
+    shapes = {n: ModelShape.of(s) for n, s in engine.specs.items()}
     # Costs are shares of the dearest configuration run to the cap on the longest prompt, so no
     # outcome clips at 1 (the engine's default nominal budget, 64 new tokens, is for short answers).
     budget = NominalBudget(

@@ -41,7 +41,7 @@ def main() -> None:
     registry = ModelRegistry.default()
     as_collected = records
     records = with_loop_stops(records, {m: load_tokenizer(registry[m]) for m in plan.models})
-    shapes = {m: ModelShape(registry[m].params, registry[m].n_layers, registry[m].kv_dim) for m in plan.models}
+    shapes = {m: ModelShape.of(registry[m]) for m in plan.models}
     collected = {r["question"] for r in records}
     tiers = sorted({r["tier"] for r in records})
     lines = [

@@ -70,7 +70,7 @@ def test_early_stopping_on_real_samples_never_moves_the_answer_and_never_costs_m
 
 def test_the_derived_table_is_complete_loads_and_prices_within_the_cap(records: list[dict], tmp_path: Path) -> None:
     registry = ModelRegistry.default()
-    shapes = {m: ModelShape(registry[m].params, registry[m].n_layers, registry[m].kv_dim) for m in ("S", "M")}
+    shapes = {m: ModelShape.of(registry[m]) for m in ("S", "M")}
     budget = NominalBudget(prompt_tokens=max(n for r in records for n in r["prompt_tokens"]), new_tokens=384)
     cost_model = CostModel()
     pricing = SpacePricing.of(SPACE, shapes, cost_model, budget)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Protocol
 
 from uniscale_integrations.core.space import Config, ConfigSpace
 
@@ -30,6 +31,22 @@ class ModelShape:
     params: int
     n_layers: int
     kv_dim: int
+
+    @classmethod
+    def of(cls, spec: Shaped) -> ModelShape:
+        """The shape of anything that declares one (a :class:`~uniscale_integrations.models.ModelSpec`)."""
+        return cls(params=spec.params, n_layers=spec.n_layers, kv_dim=spec.kv_dim)
+
+
+class Shaped(Protocol):
+    """Declares the numbers a :class:`ModelShape` holds."""
+
+    @property
+    def params(self) -> int: ...
+    @property
+    def n_layers(self) -> int: ...
+    @property
+    def kv_dim(self) -> int: ...
 
 
 @dataclass

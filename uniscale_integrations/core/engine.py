@@ -245,7 +245,7 @@ class UniScale:
         if unknown:
             raise ConfigSpaceError(f"remote rung(s) {', '.join(unknown)} not among the models {', '.join(models)}")
         cost_model = CostModel.for_device(device)
-        shapes = {n: ModelShape(s.params, s.n_layers, s.kv_dim) for n, s in specs.items()}
+        shapes = {n: ModelShape.of(s) for n, s in specs.items()}
 
         def factory(name: str) -> Callable[[], Generator]:
             if name in remote:

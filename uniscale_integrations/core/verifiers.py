@@ -326,7 +326,7 @@ class LMLikelihoodVerifier:
         self.batch_size = batch_size
         self.name = f"likelihood-{loaded.spec.name}"
         spec = loaded.spec
-        self.shape = ModelShape(params=spec.params, n_layers=spec.n_layers, kv_dim=spec.kv_dim)
+        self.shape = ModelShape.of(spec)
 
     def score(self, question: str, solutions: Sequence[str], *, partial: bool = False) -> Verdicts:
         tokenizer = self.loaded.tokenizer

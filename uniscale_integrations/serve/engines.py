@@ -49,7 +49,7 @@ class Engines(Mapping[str, UniScale]):
                     )
                     engine = first
                 else:  # the same models, executor and encoder under another mode's reward and store
-                    shapes = {n: ModelShape(s.params, s.n_layers, s.kv_dim) for n, s in first.specs.items()}
+                    shapes = {n: ModelShape.of(s) for n, s in first.specs.items()}
                     engine = UniScale(
                         ConfigSpace.grid(list(first.specs), settings.qp, settings.cp, settings.bs),
                         first.executor,

@@ -166,7 +166,7 @@ class HFGenerator:
     @property
     def shape(self) -> ModelShape:
         spec = self.loaded.spec
-        return ModelShape(params=spec.params, n_layers=spec.n_layers, kv_dim=spec.kv_dim)
+        return ModelShape.of(spec)
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
