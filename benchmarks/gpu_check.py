@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 from _results import write_section
+from tts_throughput import QUESTIONS
 
 from uniscale_integrations.bench.samples import SamplePlan, collect_samples, read_records
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
@@ -37,13 +38,7 @@ from uniscale_integrations.tts.decoding import DecodeSession
 
 HERE = Path(__file__).resolve().parent
 SECTION_TITLE = "GPU check"
-PROMPTS = (
-    "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left? Think step by step.",
-    "A train travels 60 km in 1.5 hours. What is its average speed in km/h? Explain.",
-    "What is 17 * 23? Show your working.",
-    "Name the capital of France and one fact about it.",
-    "If today is Monday, what day is it in 10 days?",
-)
+PROMPTS = QUESTIONS[:5]
 NEW_TOKENS = 64
 
 
