@@ -25,6 +25,7 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -55,9 +56,9 @@ def main() -> int:
     device = torch.cuda.get_device_name(0)
     lines = [f"Command: `python benchmarks/gpu_check.py`. Device: {device}, torch {torch.__version__}.", ""]
     registry = ModelRegistry.default()
-    for part in (_greedy_parity, _throughput):
-        lines += _guarded(part, registry)
-    lines += _guarded(lambda _: _collection_chunk(args.out / "samples_gpu", args.records), registry)
+    lines += _guarded("greedy parity", lambda: _greedy_parity(registry))
+    lines += _guarded("throughput", lambda: _throughput(registry))
+    lines += _guarded("collection chunk", lambda: _collection_chunk(args.out / "samples_gpu", args.records))
     text = "\n".join(lines)
     (args.out / "gpu_check.md").write_text(text + "\n")
     write_section(HERE / "RESULTS.md", SECTION_TITLE, text)
@@ -65,15 +66,15 @@ def main() -> int:
     return 0
 
 
-def _guarded(part, registry: ModelRegistry) -> list[str]:  # type: ignore[no-untyped-def]
+def _guarded(name: str, part: Callable[[], list[str]]) -> list[str]:
     """Run one part; a failure is reported in its place and the next part still runs."""
     started = time.perf_counter()
     try:
-        body = part(registry)
+        body = part()
     except Exception as exc:
-        logging.exception("gpu_check: %s failed", getattr(part, "__name__", "part"))
-        body = [f"**{getattr(part, '__name__', 'part')} failed**: `{type(exc).__name__}: {exc}`"]
-    return [*body, "", f"({time.perf_counter() - started:.0f} s)", ""]
+        logging.exception("gpu_check: %s failed", name)
+        body = [f"**{name} failed**: `{type(exc).__name__}: {exc}`"]
+    return [*body, "", f"({name}: {time.perf_counter() - started:.0f} s)", ""]
 
 
 def _greedy(loaded: LoadedModel, prompt: str) -> list[int]:
