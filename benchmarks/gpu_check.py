@@ -26,6 +26,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,21 +48,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/gpu_check"))
     parser.add_argument("--records", type=int, default=8, help="(question, model) records of the collection chunk")
+    parser.add_argument(
+        "--rehearse", action="store_true", help="run every part on the CPU with S alone and 8 rows (tries the script)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and not args.rehearse:
         print("gpu_check: no CUDA device here; nothing to check (exit 0)")
         return 0
+    device, models, rows = ("cpu", ("S",), (8,)) if args.rehearse else ("cuda", ("S", "M"), (8, 32, 64))
     args.out.mkdir(parents=True, exist_ok=True)
-    device = torch.cuda.get_device_name(0)
-    lines = [f"Command: `python benchmarks/gpu_check.py`. Device: {device}, torch {torch.__version__}.", ""]
+    name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU (rehearsal)"
+    lines = [f"Command: `python benchmarks/gpu_check.py`. Device: {name}, torch {torch.__version__}.", ""]
     registry = ModelRegistry.default()
-    lines += _guarded("greedy parity", lambda: _greedy_parity(registry))
-    lines += _guarded("throughput", lambda: _throughput(registry))
-    lines += _guarded("collection chunk", lambda: _collection_chunk(args.out / "samples_gpu", args.records))
+    lines += _guarded("greedy parity", lambda: _greedy_parity(registry, device, models))
+    lines += _guarded("throughput", lambda: _throughput(registry, device, models, rows))
+    lines += _guarded("collection chunk", lambda: _collection_chunk(args.out / "samples_gpu", args.records, models))
     text = "\n".join(lines)
     (args.out / "gpu_check.md").write_text(text + "\n")
-    write_section(HERE / "RESULTS.md", SECTION_TITLE, text)
+    if not args.rehearse:
+        write_section(HERE / "RESULTS.md", SECTION_TITLE, text)
     print(text)
     return 0
 
@@ -91,15 +97,15 @@ def _teacher_forced_agreement(loaded: LoadedModel, prompt: str, tokens: list[int
     return float((logits.argmax(-1).cpu() == torch.tensor(tokens)).float().mean())
 
 
-def _greedy_parity(registry: ModelRegistry) -> list[str]:
+def _greedy_parity(registry: ModelRegistry, device: str, models: tuple[str, ...]) -> list[str]:
     lines = [
         "**Greedy tokens, CUDA against CPU** (64 new tokens)",
         "",
         "| model | prompt | same tokens | first difference | CUDA top choice along the CPU text |",
         "|---|---|---|---|---|",
     ]
-    for name in ("S", "M"):
-        cpu, cuda = load_model(registry[name], device="cpu"), load_model(registry[name], device="cuda")
+    for name in models:
+        cpu, cuda = load_model(registry[name], device="cpu"), load_model(registry[name], device=device)
         for i, question in enumerate(PROMPTS):
             prompt = str(
                 cpu.tokenizer.apply_chat_template(
@@ -118,33 +124,41 @@ def _greedy_parity(registry: ModelRegistry) -> list[str]:
     return lines
 
 
-def _throughput(registry: ModelRegistry) -> list[str]:
-    lines = ["**Batched decode throughput on CUDA** (sampled, 64 new tokens per row)", ""]
+def _throughput(registry: ModelRegistry, device: str, models: tuple[str, ...], sizes: tuple[int, ...]) -> list[str]:
+    lines = ["**Batched decode throughput** (sampled, 64 new tokens per row)", ""]
     lines += ["| model | rows | tokens/s |", "|---|---|---|"]
     params = SamplingParams(max_new_tokens=NEW_TOKENS, temperature=0.7, top_p=0.95, seed=0)
-    for name in ("S", "M"):
-        loaded = load_model(registry[name], device="cuda")
+    for name in models:
+        loaded = load_model(registry[name], device=device)
         prompt = str(
             loaded.tokenizer.apply_chat_template(
                 [{"role": "user", "content": PROMPTS[0]}], tokenize=False, add_generation_prompt=True
             )
         )
         DecodeSession(loaded, [prompt], 2, params, ignore_eos=True).advance()  # warm-up
-        for rows in (8, 32, 64):
-            torch.cuda.synchronize()
+        for rows in sizes:
+            _synchronize(device)
             started = time.perf_counter()
             session = DecodeSession(loaded, [prompt], rows, params, ignore_eos=True)
             session.advance()
-            torch.cuda.synchronize()
+            _synchronize(device)
             seconds = time.perf_counter() - started
             tokens = sum(len(r.token_ids) for r in session.rows)
             lines.append(f"| {name} | {rows} | {tokens / seconds:,.0f} |")
     return lines
 
 
-def _collection_chunk(work: Path, records: int) -> list[str]:
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _collection_chunk(work: Path, records: int, models: tuple[str, ...]) -> list[str]:
     started = time.perf_counter()
-    collect_samples(SamplePlan(), work, limit=records, progress=False)
+    plan = SamplePlan()
+    if models != plan.models:
+        plan = replace(plan, models=models, sampling={m: plan.sampling[m] for m in models})
+    collect_samples(plan, work, limit=records, progress=False)
     seconds = time.perf_counter() - started
     done = list(read_records(work))
     tokens = sum(p["tokens"] for r in done for p in r["paths"])
