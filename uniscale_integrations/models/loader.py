@@ -91,7 +91,7 @@ def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=spec.trust_remote_code)
     except Exception as exc:  # transformers raises many types; keep the cause chained
-        raise UniScaleError(f"could not load the tokenizer of {spec.name!r} from {path}: {exc}") from exc
+        raise UniScaleError(f"could not load model {spec.name!r} (its tokenizer) from {path}: {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
