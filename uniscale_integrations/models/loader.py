@@ -84,10 +84,13 @@ def _model_path(spec: ModelSpec) -> Path:
 
 def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
     """The tokenizer of ``spec`` alone (no weights loaded), padding on the left."""
+    return _tokenizer_at(_model_path(spec), spec)
+
+
+def _tokenizer_at(path: Path, spec: ModelSpec) -> PreTrainedTokenizerBase:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
-    path = _model_path(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=spec.trust_remote_code)
     except Exception as exc:  # transformers raises many types; keep the cause chained
@@ -99,8 +102,8 @@ def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
 
 
 def _load(spec: ModelSpec, device: str) -> LoadedModel:
-    tokenizer = load_tokenizer(spec)
     path = _model_path(spec)
+    tokenizer = _tokenizer_at(path, spec)
     from transformers import AutoModelForCausalLM
 
     dtype = default_dtype(device)
