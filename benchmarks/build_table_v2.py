@@ -26,8 +26,8 @@ from uniscale_integrations.bench.derive import rescored, vote
 from uniscale_integrations.bench.derived_table import derivation, derived_table, with_loop_stops
 from uniscale_integrations.bench.outcomes import save_table
 from uniscale_integrations.bench.samples import SamplePlan, read_records
-from uniscale_integrations.core.cost import ModelShape, NominalBudget, SpacePricing
-from uniscale_integrations.core.engine import UniScale
+from uniscale_integrations.core.cost import ModelShape, NominalBudget
+from uniscale_integrations.core.space import ConfigSpace
 from uniscale_integrations.models import ModelRegistry, load_tokenizer
 from uniscale_integrations.tts.search import REASON_THEN_ANSWER
 
@@ -55,38 +55,29 @@ def main() -> None:
         registry = ModelRegistry.default()
         records = with_loop_stops(records, {m: load_tokenizer(registry[m]) for m in plan.models})
     sampling = plan.sampling["M"]
-    engine = UniScale.from_defaults(
-        "quality-first",
-        models=plan.models,
-        qp=(1, 2),
-        cp=(1, 2, 4, 8),
-        bs=(1,),
-        max_new_tokens=sampling.max_new_tokens,
-        instruction=REASON_THEN_ANSWER,
-    )
-    configs = list(engine.space)
+    configs = list(ConfigSpace.grid(plan.models, (1, 2), (1, 2, 4, 8), (1,)))
     best = _best_accuracy(records, configs, greedy_first)
     tiers = sorted(t for t, accuracy in best.items() if accuracy > args.min_best)
     for tier, accuracy in sorted(best.items()):
         logging.info("%-16s best config accuracy %.3f -> %s", tier, accuracy, "kept" if tier in tiers else "left out")
     records = [r for r in records if r["tier"] in tiers]
+    # Costs are shares of the dearest configuration run to the cap on the longest prompt, so no
+    # outcome clips at 1; the live engine prices with the same budget (bench.live).
+    budget = NominalBudget(
+        prompt_tokens=max(n for r in records for n in r["prompt_tokens"]), new_tokens=sampling.max_new_tokens
+    )
+    engine = plan.engine(configs, greedy_first=greedy_first, stop_on_loop=not args.no_loop_stop, nominal_budget=budget)
     texts = {r["question"]: r["text"] for r in records}
     contexts = {q: engine.features(text).context.tolist() for q, text in texts.items()}
     probe = engine.features("What is 1 + 1?")
     shapes = {n: ModelShape.of(s) for n, s in engine.specs.items()}
-    # Costs are shares of the dearest configuration run to the cap on the longest prompt, so no
-    # outcome clips at 1 (the engine's default nominal budget, 64 new tokens, is for short answers).
-    budget = NominalBudget(
-        prompt_tokens=max(n for r in records for n in r["prompt_tokens"]), new_tokens=sampling.max_new_tokens
-    )
-    pricing = SpacePricing.of(engine.space, shapes, engine.cost_model, budget)
     meta, rows, outcomes = derived_table(
         records,
         questions,
         configs,
         shapes=shapes,
         cost_model=engine.cost_model,
-        pricing=pricing,
+        pricing=engine.pricing,
         contexts=contexts,
         action_features=probe.actions.tolist(),
         greedy_first=greedy_first,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from uniscale_integrations.bench.collect import CollectPlan, build_table, collect, question_seed
-from uniscale_integrations.bench.data import assign_splits, mixed_stream
+from uniscale_integrations.bench.collect import CollectPlan, build_table, collect
+from uniscale_integrations.bench.data import assign_splits, mixed_stream, question_seed
 from uniscale_integrations.bench.live import live
 from uniscale_integrations.bench.outcomes import load_table
 from uniscale_integrations.bench.synthetic import FakeExecutor, fake_engines

@@ -19,7 +19,7 @@ from uniscale_integrations.core.verifiers import Verdicts
 from uniscale_integrations.errors import BudgetError, ModelUnavailableError
 from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.tts import HFGenerator
-from uniscale_integrations.tts.search import BUDGET_CHECK_TOKENS, Execution, Executor
+from uniscale_integrations.tts.search import CHECK_TOKENS, Execution, Executor
 
 QUESTION = [{"role": "user", "content": "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left?"}]
 
@@ -157,7 +157,7 @@ def test_a_token_cap_stops_the_search_with_its_best_answer(executor: Executor) -
     capped = executor.execute(QUESTION, Config("S", cp=4), seed=3, budget=Budget(tokens=40))
     assert free.budget_exhausted is None
     assert capped.budget_exhausted == "tokens"
-    assert 40 <= capped.usage.completion_tokens < 40 + 4 * BUDGET_CHECK_TOKENS < free.usage.completion_tokens
+    assert 40 <= capped.usage.completion_tokens < 40 + 4 * CHECK_TOKENS < free.usage.completion_tokens
     assert capped.text
     assert capped.eflops < free.eflops
     assert {p.status for p in capped.paths} <= {"budget", "finished"}

@@ -46,12 +46,14 @@ def test_a_vote_is_decided_once_the_open_rows_cannot_overtake_the_leader() -> No
     agreeing = [_path(s, 10, "Answer: 5") for s in range(4)]
     late = [_path(s, 50, "Answer: 6") for s in range(4, 7)]
     rows = agreeing + late
-    # After 10 steps four rows back 5 (confidence e^-0.1 each, 3.62) and three are open (3.0 at most).
-    assert decided_step(rows) == 10
+    # After 10 steps four rows back 5 (confidence e^-0.1 each, 3.62) and three are open (3.0 at most);
+    # the executor looks every 8 tokens, so it sees that at its second check.
+    assert decided_step(rows, every=1) == 10
+    assert decided_step(rows) == 16
     assert decided_step(agreeing[:2] + late) is None  # 1.81 cannot outweigh three open rows
     derived = derivation({"paths": rows}, Config("M", cp=8), True, greedy_first=False)
     assert derived.pruned == 3
-    assert [p["tokens"] for p in derived.rows] == [10] * 7
+    assert [p["tokens"] for p in derived.rows] == [10] * 4 + [16] * 3
     assert vote([p for p in derived.rows if p["finish"] != "pruned"]).answer == vote(rows).answer == "5"
 
 

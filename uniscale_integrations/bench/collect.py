@@ -21,13 +21,12 @@ import logging
 import os
 import platform
 import time
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream
+from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream, question_seed
 from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta, save_table
 from uniscale_integrations.core.engine import UniScale
 from uniscale_integrations.core.space import Config
@@ -84,11 +83,6 @@ class CollectPlan:
         questions = mixed_stream(self.questions, seed=self.seed)
         splits = assign_splits(questions, self.tune_share, seed=self.seed)
         return [(q, splits[q.id]) for q in questions]
-
-
-def question_seed(question_id: str) -> int:
-    """The sampling seed of every run of a question (collection and live)."""
-    return zlib.crc32(question_id.encode())
 
 
 def build_engines(plan: CollectPlan, *, alpha: float = 0.5, mode: str = "cost-sensitive") -> dict[bool, UniScale]:

@@ -139,3 +139,8 @@ def assign_splits(questions: Sequence[Question], tune_share: float, seed: int = 
         for rank, question_id in enumerate(ranked):
             splits[question_id] = SPLITS[0] if rank < n_tune else SPLITS[1]
     return splits
+
+
+def question_seed(question_id: str) -> int:
+    """The sampling seed of every run of a question (collection and live)."""
+    return zlib.crc32(question_id.encode())

@@ -7,9 +7,11 @@ into the rows, the vote and the usage of any BS = 1 configuration. This module w
 
 - **off**: every row of the configuration runs to its end (end of sequence, answer line or cap);
 - **on**: the vote-decided rule of :func:`~uniscale_integrations.tts.search.vote_decided`,
-  replayed exactly. The rows decode in lockstep, so after ``t`` steps the finished rows are those
-  of at most ``t`` tokens; the session stops at the first ``t`` where the open rows, each worth
-  at most ``v_sup`` (a confidence is at most 1), could not overtake the leader. The open rows are
+  replayed exactly as the executor runs it without pauses at step ends (it checks every
+  :data:`~uniscale_integrations.tts.search.CHECK_TOKENS` tokens). The rows decode in lockstep,
+  so after ``t`` steps the finished rows are those of at most ``t`` tokens; the session stops at
+  the first check ``t`` where the open rows, each worth at most ``v_sup`` (a confidence is at
+  most 1), could not overtake the leader. The open rows are
   cut at ``t`` tokens and the answer cannot differ from the "off" answer.
 
 Seconds are the record's measured seconds shared out by the share of the session's processed
@@ -29,6 +31,7 @@ from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableM
 from uniscale_integrations.core.cost import CostModel, ModelShape, SpacePricing
 from uniscale_integrations.core.space import Config
 from uniscale_integrations.tts.decoding import LOOP_MIN_SPAN, repeats_itself
+from uniscale_integrations.tts.search import CHECK_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +48,12 @@ class Derivation:
     pruned: int
 
 
-def decided_step(rows: Sequence[Path], v_sup: float = V_SUP) -> int | None:
-    """The first lockstep step after which the weighted vote of the finished rows cannot change."""
-    lengths = sorted({p["tokens"] for p in rows})
-    for step in lengths[:-1]:
+def decided_step(rows: Sequence[Path], v_sup: float = V_SUP, every: int = CHECK_TOKENS) -> int | None:
+    """The first check, every ``every`` lockstep steps, after which the weighted vote of the
+    finished rows cannot change (as :class:`~uniscale_integrations.tts.search.Executor` checks it
+    with ``EarlyStopping(pause_at_steps=False)``)."""
+    longest = max(p["tokens"] for p in rows)
+    for step in range(every, longest, every):
         finished = [p for p in rows if p["tokens"] <= step]
         votes = tally(finished)
         if not votes:

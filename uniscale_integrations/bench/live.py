@@ -1,12 +1,13 @@
 """The real closed loop on a short stream, compared with the replay of the same questions.
 
-:func:`live` builds the engine the table was collected with (same space, style, token budget,
-early stopping), runs it unforced on the first ``n`` test questions of the table (the engine
-chooses, generates with the question's collection seed, and learns from the checked answer),
-then replays UniScale over the same questions in the same order from the table. Where the
-live run chose the same config as the replay, its outcome should equal the table's (same
-seed, same decoding); differences come from floating-point non-determinism (e.g. another
-thread count) or a changed executor, and can make the two loops diverge afterwards.
+:func:`live` builds the engine the table was collected with (same space, prompts, sampling,
+token cap, stops and early stopping: :func:`table_engine`), runs it unforced on the first
+``n`` test questions of the table (the engine chooses, generates with the question's
+collection seed, and learns from the checked answer), then replays UniScale over the same
+questions in the same order from the table. Where the live run chose the same config as the
+replay, its outcome should equal the table's (same seed, same decoding); differences come
+from floating-point non-determinism (e.g. another thread count) or a changed executor, and
+can make the two loops diverge afterwards.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from uniscale_integrations.bench.collect import CollectPlan, build_engines, question_seed
-from uniscale_integrations.bench.data import Question
+from uniscale_integrations.bench.collect import CollectPlan, build_engines
+from uniscale_integrations.bench.data import Question, question_seed
 from uniscale_integrations.bench.outcomes import OutcomeTable, OutcomeTableError
 from uniscale_integrations.bench.replay import UNISCALE, PolicySpec, run_policy, uniscale
+from uniscale_integrations.bench.samples import SamplePlan
+from uniscale_integrations.core.cost import NominalBudget
 from uniscale_integrations.core.engine import UniScale
 from uniscale_integrations.core.reward import Mode, RewardWeights
 
@@ -94,6 +97,25 @@ class LiveResult:
         return "\n".join(lines) + "\n"
 
 
+def table_engine(table: OutcomeTable, *, mode: Mode = "cost-sensitive", alpha: float = 0.5) -> UniScale:
+    """The engine that decodes as the table's collection did (early stopping on), from its settings."""
+    settings = table.meta.settings
+    plan = settings.get("plan")
+    if not isinstance(plan, Mapping):
+        raise OutcomeTableError("the table does not record its collection plan; pass an engine")
+    if "sampling" not in plan:  # table v1: every outcome was run by an engine
+        return build_engines(CollectPlan.from_dict(plan), alpha=alpha, mode=mode)[True]
+    budget = settings.get("nominal_budget")
+    return SamplePlan.from_dict(plan).engine(
+        table.configs,
+        greedy_first=bool(settings.get("greedy_first", True)),
+        stop_on_loop=bool(settings.get("loop_stop", True)),
+        nominal_budget=NominalBudget(**budget) if isinstance(budget, Mapping) else None,
+        mode=mode,
+        alpha=alpha,
+    )
+
+
 def live(
     table: OutcomeTable,
     n: int,
@@ -111,10 +133,7 @@ def live(
     if n < 1:
         raise OutcomeTableError("live needs at least one test question")
     if engine is None:
-        plan = table.meta.settings.get("plan")
-        if not isinstance(plan, Mapping):
-            raise OutcomeTableError("the table does not record its collection plan; pass an engine")
-        engine = build_engines(CollectPlan.from_dict(plan), alpha=alpha, mode=mode)[True]
+        engine = table_engine(table, mode=mode, alpha=alpha)
     if [str(c) for c in engine.space] != [str(c) for c in table.configs]:
         raise OutcomeTableError(f"the engine's space {list(engine.space)} differs from the table's")
     weights: RewardWeights = engine.weights

@@ -29,14 +29,18 @@ import gzip
 import json
 import logging
 import time
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream
+from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream, question_seed
+from uniscale_integrations.core.cost import NominalBudget
+from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import UniScaleError
+
+if TYPE_CHECKING:
+    from uniscale_integrations.core.engine import UniScale
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +97,68 @@ class SamplePlan:
         values["sampling"] = {m: asdict(s) for m, s in self.sampling.items()}
         return json.loads(json.dumps(values))
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SamplePlan:
+        """The plan :meth:`as_dict` wrote (a table's ``settings["plan"]``)."""
+        try:
+            sampling = {m: ModelSampling(**s) for m, s in values["sampling"].items()}
+            kwargs: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != "sampling"
+            }
+            return cls(sampling=sampling, **kwargs)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UniScaleError(f"not a sample plan: {exc}") from exc
+
     def stream(self) -> list[tuple[Question, str]]:
         questions = mixed_stream(self.questions, seed=self.seed, tiers=self.tiers)
         splits = assign_splits(questions, self.tune_share, seed=self.seed)
         return [(q, splits[q.id]) for q in questions]
 
+    def engine(
+        self,
+        configs: Sequence[Config],
+        *,
+        early_stopping: bool = True,
+        greedy_first: bool = True,
+        stop_on_loop: bool = True,
+        nominal_budget: NominalBudget | None = None,
+        **kwargs: Any,
+    ) -> UniScale:
+        """The engine whose live runs decode the rows a table derived from this plan replays.
 
-def question_seed(question_id: str) -> int:
-    """The sampling seed of every run of a question (collection and live)."""
-    return zlib.crc32(question_id.encode())
+        Same prompts (:data:`~uniscale_integrations.tts.search.REASON_THEN_ANSWER`), sampling,
+        token cap and stops; with the question's :func:`question_seed` a live CP = k run samples
+        the record's greedy path and first ``k - 1`` samples (or its first ``k`` samples without
+        ``greedy_first``). Early stopping is the vote-decided rule checked without pauses, as
+        :mod:`~uniscale_integrations.bench.derived_table` replays it. ``configs`` must form a grid
+        over these models; ``kwargs`` go to :meth:`UniScale.from_defaults` (mode, alpha, ...).
+        """
+        from uniscale_integrations.core.engine import UniScale
+        from uniscale_integrations.tts.search import REASON_THEN_ANSWER, EarlyStopping
+
+        settings = {self.sampling[m] for m in self.models}
+        if len(settings) != 1:
+            raise UniScaleError(f"the executor samples every model alike; this plan does not: {self.sampling}")
+        (sampling,) = settings
+        engine = UniScale.from_defaults(
+            models=self.models,
+            qp=sorted({c.qp for c in configs}),
+            cp=sorted({c.cp for c in configs}),
+            bs=sorted({c.bs for c in configs}),
+            max_new_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            greedy_first=greedy_first,
+            stop_at_answer=True,
+            stop_on_loop=stop_on_loop,
+            instruction=REASON_THEN_ANSWER,
+            early_stopping=EarlyStopping(enabled=early_stopping, v_sup=1.0, pause_at_steps=False),
+            nominal_budget=nominal_budget or NominalBudget(new_tokens=sampling.max_new_tokens),
+            **kwargs,
+        )
+        if [str(c) for c in engine.space] != [str(c) for c in configs]:
+            raise UniScaleError(f"the configurations {[str(c) for c in configs]} are not a grid over {self.models}")
+        return engine
 
 
 def work_files(work: Path) -> list[Path]:

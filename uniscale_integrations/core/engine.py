@@ -132,6 +132,9 @@ class UniScale:
     the replay of the feedback log (see :mod:`~uniscale_integrations.core.replica`).
     Decisions wait for feedback up to ``max_pending`` at a time (the oldest are dropped
     with a warning). Close the engine (or use it as a context manager) to close the store.
+    Costs are shares of the dearest configuration's nominal eFLOPs under ``nominal_budget``
+    (prompt and new tokens per path); give the budget the executor's token cap, or long paths
+    clip at a cost of 1.
     """
 
     def __init__(
@@ -154,6 +157,7 @@ class UniScale:
         snapshot_every: int = 1000,
         max_prompt_tokens: int | None = None,
         refit_rewards: bool = False,
+        nominal_budget: NominalBudget | None = None,
     ):
         if max_prompt_tokens is not None and (
             isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1
@@ -164,7 +168,8 @@ class UniScale:
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending must be a positive integer, got {max_pending!r}")
         self.cost_model = cost_model if cost_model is not None else CostModel()
-        self.pricing = SpacePricing.of(space, shapes, self.cost_model)
+        nominal_budget = nominal_budget if nominal_budget is not None else NominalBudget()
+        self.pricing = SpacePricing.of(space, shapes, self.cost_model, nominal_budget)
         self._space = space.with_costs(self.pricing.normalised())
         self.executor = executor
         self.encoder = encoder if encoder is not None else QueryEncoder()
@@ -175,7 +180,7 @@ class UniScale:
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
         self._max_pending = max_pending
-        self._nominal_tokens = {c: nominal_usage(c, NominalBudget()).completion_tokens for c in self._space}
+        self._nominal_tokens = {c: nominal_usage(c, nominal_budget).completion_tokens for c in self._space}
         self._excluded: set[str] = set()
         """Models that failed to load; selection leaves their configurations out."""
         self.listeners: list[Listener] = list(listeners)
@@ -211,6 +216,11 @@ class UniScale:
         registry: ModelRegistry | None = None,
         device: str | None = None,
         max_new_tokens: int = 128,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        greedy_first: bool = False,
+        stop_at_answer: bool = False,
+        stop_on_loop: bool = False,
         system_prompt: str | None = None,
         instruction: str | None = None,
         verifier: Verifier | None = None,
@@ -223,6 +233,9 @@ class UniScale:
         """The offline ladder (S and M) over a small QP x CP grid; nothing loads until used.
 
         ``instruction`` is appended to the question (e.g. ``tts.search.STEP_BY_STEP`` for math);
+        ``max_new_tokens`` to ``stop_on_loop`` say how paths decode (see
+        :class:`~uniscale_integrations.tts.Executor`; table v2 was collected with 384 tokens,
+        temperature 0.6, top-p 0.9 and all three flags on);
         ``system_prompt`` is put first in chats that bring none. ``verifier`` scores steps and
         answers (default: each path's own token confidence), each call within ``verifier_timeout``
         seconds when set; see :class:`~uniscale_integrations.tts.Executor`. ``remote`` maps rungs
@@ -256,6 +269,11 @@ class UniScale:
             {name: factory(name) for name in models},
             cost_model,
             max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            greedy_first=greedy_first,
+            stop_at_answer=stop_at_answer,
+            stop_on_loop=stop_on_loop,
             system_prompt=system_prompt,
             instruction=instruction,
             verifier=verifier,

@@ -78,8 +78,9 @@ CUT: tuple[PathStatus, ...] = ("length", "loop")
 """How a path ends when it is stopped before it ends by itself (it casts no vote unless it stated an answer)."""
 LARGE_PROMPT_CHARS = 20_000
 """After a search whose prompts held more characters, freed memory is handed back to the system."""
-BUDGET_CHECK_TOKENS = 8
-"""Under a budget, decoding steps between two checks of the caps."""
+CHECK_TOKENS = 8
+"""Decoding steps between two checks: of a budget's caps, and of the vote when paths do not pause
+at step ends (``EarlyStopping(pause_at_steps=False)``)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,12 @@ class EarlyStopping:
     seen so far in this search (an empirical, less conservative bound). ``bound_paths`` is
     the paper's rule, path by path; ``decided_vote`` stops every path once the aggregation's
     winner can no longer change (alone, it never changes the answer).
+
+    With ``pause_at_steps=False`` a BS = 1 search never waits at step ends: its paths decode
+    without pauses (a batch of rows paused at a step end idles while the others catch up), the
+    vote is checked every :data:`CHECK_TOKENS` tokens, and a path is scored once, when it ends.
+    Only ``decided_vote`` applies then (the path bound needs step scores), so the answer is the
+    one early stopping off gives. Beam search (BS > 1) always pauses: its beams are chosen there.
     """
 
     enabled: bool = True
@@ -97,6 +104,7 @@ class EarlyStopping:
     v_sup: float | None = 1.0
     bound_paths: bool = True
     decided_vote: bool = True
+    pause_at_steps: bool = True
 
     def __post_init__(self) -> None:
         if self.h_max < 1:
@@ -257,6 +265,10 @@ class Executor:
         *,
         max_new_tokens: int = 128,
         temperature: float = 0.7,
+        top_p: float = 0.95,
+        greedy_first: bool = False,
+        stop_at_answer: bool = False,
+        stop_on_loop: bool = False,
         system_prompt: str | None = None,
         instruction: str | None = None,
         verifier: Verifier | None = None,
@@ -274,6 +286,11 @@ class Executor:
         self.cost_model = cost_model
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
+        self.top_p = top_p
+        self.greedy_first = greedy_first
+        """Candidate 0 of each CP group decodes greedily (the others sample); see :class:`SamplingParams`."""
+        self.stop_at_answer = stop_at_answer
+        self.stop_on_loop = stop_on_loop
         self.system_prompt = system_prompt
         self.instruction = instruction
         self.verifier = verifier
@@ -346,7 +363,7 @@ class Executor:
 
         ``max_new_tokens`` and ``temperature`` override the executor's own for this call;
         ``temperature`` applies to sampled paths (CP > 1 or BS > 1), and 0 makes every path greedy.
-        Under a ``budget`` the caps are checked every :data:`BUDGET_CHECK_TOKENS` decoding steps;
+        Under a ``budget`` the caps are checked every :data:`CHECK_TOKENS` decoding steps;
         once one is reached every path stops where it is and the best answer so far is returned.
         """
         started = time.perf_counter()
@@ -360,8 +377,12 @@ class Executor:
         params = SamplingParams(
             max_new_tokens=max_new_tokens if max_new_tokens is not None else self.max_new_tokens,
             temperature=(temperature if temperature is not None else self.temperature) if sampled else 0.0,
+            top_p=self.top_p,
             stop=tuple(stop),
             seed=seed,
+            greedy_first=self.greedy_first and config.bs == 1,
+            stop_at_answer=self.stop_at_answer,
+            stop_on_loop=self.stop_on_loop,
         )
         try:
             paths, usage = search.run(prompts, params)
@@ -417,7 +438,8 @@ class _Search:
     def run(self, prompts: Sequence[str], params: SamplingParams) -> tuple[list[PathTrace], Usage]:
         config = self.config
         children = config.bs * config.bs if config.bs > 1 else 1
-        stepwise = config.bs > 1 or (self.stopping.enabled and config.paths > 1)
+        stopping = self.stopping.enabled and config.paths > 1
+        stepwise = config.bs > 1 or (stopping and self.stopping.pause_at_steps)
         session = self.generator.session(
             prompts,
             n=config.cp * children,
@@ -428,6 +450,9 @@ class _Search:
             self._new_path(variant=r.prompt_index, tree=r.prompt_index * config.cp + i // children)
             for i, r in enumerate(session.rows)
         ]
+        if not stepwise:
+            self._run_unpaused(session, rows, check=stopping)
+            return self.paths, session.usage
         beams = dict.fromkeys({p.tree for p in rows}, config.bs)
         while rows:
             self._advance(session)
@@ -440,12 +465,32 @@ class _Search:
             session.resume()
         return self.paths, session.usage
 
-    def _advance(self, session: Session) -> None:
-        """Decode to the next step end; under a budget in short stretches, finishing every path at a cap."""
+    def _run_unpaused(self, session: Session, rows: list[PathTrace], *, check: bool) -> None:
+        """BS = 1 without pauses: each path is scored once, when it ends; with ``check``, every
+        :data:`CHECK_TOKENS` tokens the open paths stop once the vote is decided."""
+        while rows:
+            self._advance(session, CHECK_TOKENS if check else None)
+            ended = [i for i, r in enumerate(session.rows) if r.status == "finished"]
+            self._score(session, rows, ended)
+            running = [i for i, r in enumerate(session.rows) if r.status != "finished"]
+            if running and self.stopping.decided_vote:
+                v_sup = self.stopping.v_sup if self.stopping.v_sup is not None else self.best_step_score
+                decided = vote_decided(self.paths, len(running), v_sup, self.executor.aggregation)
+                if decided is not None:
+                    for i in running:
+                        self._prune(rows[i], "pruned", decided)
+                    running = []
+            rows = [rows[i] for i in running]
+            session.select(running)
+
+    def _advance(self, session: Session, tokens: int | None = None) -> None:
+        """Decode to the next step end (or ``tokens`` more tokens); under a budget in stretches of
+        :data:`CHECK_TOKENS`, finishing every path at a cap."""
         if self.budget is None:
-            session.advance()
+            session.advance(tokens)
             return
-        while any(r.status == "running" for r in session.rows):
+        done = 0
+        while any(r.status == "running" for r in session.rows) and (tokens is None or done < tokens):
             usage = session.usage
             spent = self.executor.cost_model.eflops(self.generator.shape, usage) + self.verifier_eflops
             elapsed = time.perf_counter() - self.started
@@ -453,7 +498,9 @@ class _Search:
             if self.exhausted is not None:
                 session.finish([i for i, r in enumerate(session.rows) if r.status != "finished"], "budget")
                 return
-            session.advance(BUDGET_CHECK_TOKENS)
+            stretch = CHECK_TOKENS if tokens is None else min(CHECK_TOKENS, tokens - done)
+            session.advance(stretch)
+            done += stretch
 
     def _new_path(self, variant: int, tree: int, parent: PathTrace | None = None) -> PathTrace:
         path = PathTrace(id=len(self.paths), variant=variant, tree=tree, parent=parent.id if parent else None)
@@ -466,15 +513,21 @@ class _Search:
     def _child(self, parent: PathTrace) -> PathTrace:
         return self._new_path(parent.variant, parent.tree, parent)
 
-    def _score(self, session: Session, rows: list[PathTrace]) -> None:
+    def _score(self, session: Session, rows: list[PathTrace], indices: Sequence[int] | None = None) -> None:
+        """Score the rows at ``indices`` (default: all), each at a step end or at its own end."""
         tokenizer = self.generator.tokenizer
+        chosen = range(len(rows)) if indices is None else indices
+        if not chosen:
+            return
+        session_rows = [session.rows[i] for i in chosen]
+        paths = [rows[i] for i in chosen]
         final = [
             r.status == "finished" or len(p.step_scores) + 1 >= self.stopping.h_max
-            for r, p in zip(session.rows, rows, strict=True)
+            for r, p in zip(session_rows, paths, strict=True)
         ]
-        texts = [r.text(tokenizer) for r in session.rows]
-        scores = self._verify(session.rows, rows, texts, final)
-        for row, path, text, is_final, score in zip(session.rows, rows, texts, final, scores, strict=True):
+        texts = [r.text(tokenizer) for r in session_rows]
+        scores = self._verify(session_rows, paths, texts, final)
+        for row, path, text, is_final, score in zip(session_rows, paths, texts, final, scores, strict=True):
             path.text = text.strip()
             path.completion_tokens = len(row.token_ids)
             path.step_scores.append(score)
