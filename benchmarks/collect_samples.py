@@ -2,6 +2,10 @@
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/collect_samples.py                 # everything left
     python benchmarks/collect_samples.py --limit 20                              # a bounded chunk
+    python benchmarks/collect_samples.py --extend 768                            # raise the cap after
+
+``--extend CAP`` continues the rows that reached the cap to ``CAP`` new tokens
+(:mod:`uniscale_integrations.bench.extend`), once the collection is complete.
 
 Run it from its own ``git worktree`` at a fixed commit, so later edits do not change the code
 that produced the samples; ``--work`` points at the work directory in the main checkout.
@@ -14,6 +18,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from uniscale_integrations.bench.extend import extend_capped
 from uniscale_integrations.bench.samples import SamplePlan, collect_samples
 
 HERE = Path(__file__).resolve().parent
@@ -24,9 +29,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=HERE / "results" / "samples_v2")
     parser.add_argument("--questions", type=int, default=SamplePlan.questions)
     parser.add_argument("--limit", type=int, default=None, help="stop after this many (question, model) records")
+    parser.add_argument("--extend", type=int, default=None, metavar="CAP", help="continue capped rows to CAP tokens")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    collect_samples(SamplePlan(questions=args.questions), args.work, limit=args.limit)
+    plan = SamplePlan(questions=args.questions)
+    if args.extend is not None:
+        extend_capped(plan, args.work, args.extend)
+    else:
+        collect_samples(plan, args.work, limit=args.limit)
 
 
 if __name__ == "__main__":

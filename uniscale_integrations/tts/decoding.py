@@ -205,7 +205,7 @@ class DecodeSession:
         self.rows: list[Row] = [Row(prompt_index=i, stop=params.stop) for i, c in enumerate(counts) for _ in range(c)]
         for row, copy_index in zip(self.rows, (j for c in counts for j in range(c)), strict=True):
             row.greedy = params.greedy_first and copy_index == 0
-            row.stream = _mix(base, row.prompt_index, copy_index - 1 if params.greedy_first else copy_index)
+            row.stream = row_stream(base, row.prompt_index, copy_index - 1 if params.greedy_first else copy_index)
 
         encoded = self.tokenizer(list(distinct), return_tensors="pt", padding=True, add_special_tokens=False)
         input_ids = encoded["input_ids"].to(loaded.device)
@@ -472,6 +472,12 @@ def _mix(*values: int) -> int:
         h = (h * 0x94D049BB133111EB) & _MASK64
         h ^= h >> 29
     return h
+
+
+def row_stream(seed: int, prompt_index: int, sample: int) -> int:
+    """The random stream of a session's row: sample ``sample`` of prompt ``prompt_index`` (the greedy
+    row of ``greedy_first`` is sample -1). Its draws depend on nothing else (:func:`_uniform`)."""
+    return _mix(seed, prompt_index, sample)
 
 
 def _uniform(row: Row) -> float:
