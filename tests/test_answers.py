@@ -1,6 +1,6 @@
 import pytest
 
-from uniscale_integrations.core.answers import check_numeric, extract_answer, numbers_equal
+from uniscale_integrations.core.answers import canonical_answer, extract_answer, numbers_equal, same_answer
 
 
 @pytest.mark.parametrize(
@@ -29,8 +29,8 @@ def test_numeric_checking_tolerates_formatting() -> None:
     assert numbers_equal("0.1", ".1")
     assert not numbers_equal("7", "8")
     assert not numbers_equal("seven", "7")
-    assert check_numeric("14", "14")
-    assert not check_numeric(None, "14")
+    assert same_answer("14", "14.0")
+    assert not same_answer("14", "15")
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,43 @@ def test_numeric_checking_tolerates_formatting() -> None:
 )
 def test_boxed_answers_win(text: str, expected: str) -> None:
     assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Answer: 17:37:00", "17:37:00"),
+        ("Answer: No.", "No"),
+        ("Answer: **Monday**", "Monday"),
+        ("Answer: 3/4", "3/4"),
+        ("Answer: 2 hours, 15 minutes", "2 hours, 15 minutes"),
+        ("Answer: 48 + 37 - 12 = 73", "48 + 37 - 12 = 73"),
+        ("Answer: $1,250.00", "1250"),
+        ("Answer: x = 12", "12"),
+    ],
+)
+def test_stated_answers_that_are_not_one_number_are_kept_whole(text: str, expected: str) -> None:
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("3/4", "0.75", True),
+        ("\\frac{1}{2}", "0.5", True),
+        ("48 + 37 - 12 = 73", "73", True),
+        ("2^{10}", "1024", True),
+        ("1/3", "0.333333", True),
+        ("No", "no.", True),
+        ("17:37:00", "17:37", False),
+        ("17:37:00", "37", False),
+        ("[1, 2, 3]", "3", False),
+        ("Monday", "Tuesday", False),
+        ("9^{9^{9}}", "1", False),
+    ],
+)
+def test_answers_compare_by_value_or_by_text(a: str, b: str, same: bool) -> None:
+    assert same_answer(a, b) is same
+    assert same_answer(b, a) is same
+    if same and "/" not in a + b:
+        assert canonical_answer(a) == canonical_answer(b)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from uniscale_integrations.core.answers import check_numeric, extract_answer, stated_answer
+from uniscale_integrations.core.answers import extract_answer, same_answer, stated_answer
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,15 @@ class Question:
     def score(self, solution: str) -> float:
         """reasoning-gym's own score (1.0 = right) of the answer a solution text states.
 
-        The answer is the last ``Answer: ...`` (or ``\\boxed{}``) line, else the last number,
-        with Markdown emphasis and a trailing full stop removed.
+        The answer is the last ``Answer: ...`` (or ``\\boxed{}``) line, else the last number, else
+        a one-line text as a whole (a bare answer such as "No"), with Markdown emphasis and a
+        trailing full stop removed.
         """
         import reasoning_gym
 
         if self.entry is None:
             raise ValueError(f"{self.id} carries no reasoning-gym entry to score against")
-        stated = stated_answer(solution)
-        answer = stated.strip().strip("*").rstrip(".").strip() if stated is not None else extract_answer(solution)
+        answer = _answer_of(solution)
         if answer is None:
             return 0.0
         family = self.entry["metadata"]["source_dataset"]
@@ -49,10 +49,25 @@ class Question:
             return 0.0
 
     def is_correct(self, prediction: str | None) -> bool:
-        """Whether a predicted final answer (or a whole solution text) is right."""
+        """Whether a predicted final answer (or a whole solution text) is right: reasoning-gym's
+        score where the question carries its entry, else the answers compared by value or text."""
         if prediction is None:
             return False
-        return check_numeric(extract_answer(prediction), self.answer)
+        if self.entry is not None:
+            return self.score(prediction) >= 1.0
+        answer = _answer_of(prediction)
+        return answer is not None and same_answer(answer, self.answer)
+
+
+def _answer_of(solution: str) -> str | None:
+    stated = stated_answer(solution)
+    if stated is not None:
+        return stated.strip().strip("*").rstrip(".").strip()
+    number = extract_answer(solution)
+    if number is not None:
+        return number
+    bare = solution.strip().strip("*").rstrip(".").strip()
+    return bare if bare and "\n" not in bare and len(bare) <= 64 else None
 
 
 TIERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {

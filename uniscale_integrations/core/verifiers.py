@@ -44,8 +44,10 @@ from uniscale_integrations.core.answers import (
     canonical_answer,
     choice_letter,
     extract_answer,
+    math_value,
     normalize_text,
     numbers_equal,
+    same_answer,
     stated_answer,
 )
 from uniscale_integrations.core.cost import CostModel, ModelShape, Usage
@@ -114,14 +116,15 @@ class NumericChecker:
     """The final numbers agree within ``rel_tol`` (and 1e-9 absolute), whatever the formatting.
 
     Both sides go through :func:`extract_answer`, so commas, ``$``, trailing zeros, a
-    ``\\boxed{}`` or an "Answer:" line do not matter; fractions and scientific notation
-    are not parsed. A reference with no number in it is a ``ValueError``.
+    ``\\boxed{}`` or an "Answer:" line do not matter; answers that are more than a number
+    (fractions, LaTeX, an equation) are compared by value with ``math-verify``
+    (:func:`same_answer`). A reference with no number in it is a ``ValueError``.
 
     >>> checker = NumericChecker()
     >>> [checker.check(p, "1250") for p in ["Answer: $1,250.00", "\\\\boxed{1250}", "so 1250.5", ""]]
     [True, True, False, False]
-    >>> NumericChecker(rel_tol=0.01).check("3.14", "3.1416")
-    True
+    >>> NumericChecker(rel_tol=0.01).check("3.14", "3.1416"), checker.check("Answer: \\\\frac{1}{2}", "0.5")
+    (True, True)
     """
 
     rel_tol: float = 1e-6
@@ -132,10 +135,14 @@ class NumericChecker:
 
     def check(self, prediction: str, reference: str) -> bool:
         expected = extract_answer(reference)
-        if expected is None or not _is_number(expected):
+        if expected is None or (not _is_number(expected) and math_value(expected) is None):
             raise ValueError(f"NumericChecker needs a numeric reference, got {reference!r}")
         predicted = extract_answer(prediction)
-        return predicted is not None and numbers_equal(predicted, expected, self.rel_tol)
+        if predicted is None:
+            return False
+        if _is_number(predicted) and _is_number(expected):
+            return numbers_equal(predicted, expected, self.rel_tol)
+        return same_answer(predicted, expected)
 
 
 def _is_number(text: str) -> bool:
