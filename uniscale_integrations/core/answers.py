@@ -189,7 +189,7 @@ def math_value(answer: str) -> Any | None:
     from math_verify import parse
 
     _quiet_math_verify()
-    parsed = parse(f"${text}$", parsing_timeout=None)  # type: ignore[arg-type]
+    parsed = parse(f"${text}$", parsing_timeout=None)
     if not parsed or not isinstance(parsed[0], sympy.Basic):
         return None
     value = parsed[0]
