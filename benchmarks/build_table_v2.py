@@ -1,7 +1,7 @@
 """Build outcome table v2 from the collected samples, nothing generated.
 
     python benchmarks/build_table_v2.py                       # -> uniscale_integrations/bench/tables/v2.jsonl.gz
-    python benchmarks/build_table_v2.py --out /tmp/v2.jsonl.gz --min-best 0.1 --sampled-first
+    python benchmarks/build_table_v2.py --out /tmp/v2.jsonl.gz --min-best 0.1 --sampled-first --cap 384
 
 The space is S and M x QP {1, 2} x CP {1, 2, 4, 8} x BS 1, with early stopping off (every row
 runs to its end) and on (the vote-decided rule replayed exactly: see
@@ -11,50 +11,47 @@ on more than ``--min-best`` of its questions (default 0: on any). A tier no conf
 right teaches nothing but "spend least", which the others teach too. Candidate 0 of a CP group is
 the greedy path (``--sampled-first`` for all sampled): it won on the tuning split. A row that falls
 into a loop ends there, as ``SamplingParams(stop_on_loop=True)`` ends it (``--no-loop-stop`` to let
-it run to the cap): on the tuning split no accuracy moved and S saved 4-10% of its tokens.
+it run to the cap): on the tuning split no accuracy moved and S saved 4-10% of its tokens. Rows
+that reached the collection's 384-token cap are continued to ``--cap`` (default 768,
+:mod:`uniscale_integrations.bench.extend`), so the table is what a 768-token cap decodes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections import defaultdict
 from pathlib import Path
 
-from uniscale_integrations.bench.derive import rescored, vote
-from uniscale_integrations.bench.derived_table import derivation, derived_table, with_loop_stops
+from uniscale_integrations.bench.derive import vote
+from uniscale_integrations.bench.derived_table import derivation, derived_table
 from uniscale_integrations.bench.outcomes import save_table
-from uniscale_integrations.bench.samples import SamplePlan, read_records
+from uniscale_integrations.bench.sample_set import load_sample_set
 from uniscale_integrations.core.cost import ModelShape, NominalBudget
 from uniscale_integrations.core.space import ConfigSpace
-from uniscale_integrations.models import ModelRegistry, load_tokenizer
 from uniscale_integrations.tts.search import REASON_THEN_ANSWER
 
 HERE = Path(__file__).resolve().parent
+WORKS = sorted((HERE / "results").glob("samples_v2*"))
 ROOT = HERE.parent
 DEFAULT_OUT = ROOT / "uniscale_integrations" / "bench" / "tables" / "v2.jsonl.gz"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=HERE / "results" / "samples_v2")
+    parser.add_argument(
+        "--work", type=Path, action="append", help="a work directory (repeatable; default: every samples_v2*)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--min-best", type=float, default=0.0)
     parser.add_argument("--sampled-first", action="store_true", help="candidate 0 of a CP group is sampled too")
     parser.add_argument("--no-loop-stop", action="store_true", help="let rows that loop run to the cap")
+    parser.add_argument("--cap", type=int, default=768, help="the token cap capped rows were continued to")
     args = parser.parse_args()
     greedy_first = not args.sampled_first
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    plan = SamplePlan()
-    if json.loads((args.work / "plan.json").read_text())["plan"] != plan.as_dict():
-        raise SystemExit(f"{args.work} was collected with another plan than SamplePlan()'s defaults")
-    questions = {q.id: q for q, _ in plan.stream()}
-    records = rescored(list(read_records(args.work)), questions)
-    if not args.no_loop_stop:
-        registry = ModelRegistry.default()
-        records = with_loop_stops(records, {m: load_tokenizer(registry[m]) for m in plan.models})
-    sampling = plan.sampling["M"]
+    samples = load_sample_set(args.work or WORKS, cap=args.cap, loop_stop=not args.no_loop_stop)
+    plan, questions, records = samples.plan, samples.questions, samples.records
     configs = list(ConfigSpace.grid(plan.models, (1, 2), (1, 2, 4, 8), (1,)))
     best = _best_accuracy(records, configs, greedy_first)
     tiers = sorted(t for t, accuracy in best.items() if accuracy > args.min_best)
@@ -63,10 +60,14 @@ def main() -> None:
     records = [r for r in records if r["tier"] in tiers]
     # Costs are shares of the dearest configuration run to the cap on the longest prompt, so no
     # outcome clips at 1; the live engine prices with the same budget (bench.live).
-    budget = NominalBudget(
-        prompt_tokens=max(n for r in records for n in r["prompt_tokens"]), new_tokens=sampling.max_new_tokens
+    budget = NominalBudget(prompt_tokens=max(n for r in records for n in r["prompt_tokens"]), new_tokens=samples.cap)
+    engine = plan.engine(
+        configs,
+        greedy_first=greedy_first,
+        stop_on_loop=samples.loop_stop,
+        max_new_tokens=samples.cap,
+        nominal_budget=budget,
     )
-    engine = plan.engine(configs, greedy_first=greedy_first, stop_on_loop=not args.no_loop_stop, nominal_budget=budget)
     texts = {r["question"]: r["text"] for r in records}
     contexts = {q: engine.features(text).context.tolist() for q, text in texts.items()}
     probe = engine.features("What is 1 + 1?")
@@ -83,15 +84,19 @@ def main() -> None:
         greedy_first=greedy_first,
         settings={
             "plan": plan.as_dict(),
+            "plans": [p.as_dict() for p in samples.plans],
             "instruction": REASON_THEN_ANSWER,
             "tiers": tiers,
             "tier_rule": f"kept when some configuration is right on more than {args.min_best:.0%} of the tier",
             "greedy_first": greedy_first,
-            "loop_stop": not args.no_loop_stop,
+            "loop_stop": samples.loop_stop,
+            "cap": samples.cap,
+            "extended_rows": samples.extended,
             "nominal_budget": {"prompt_tokens": budget.prompt_tokens, "new_tokens": budget.new_tokens},
             "derived": "every outcome is derived from the greedy path and 8 seeded samples per variant and "
             "model; early stopping on is the vote-decided rule replayed in lockstep (exact); seconds are "
-            "the session's, shared out by processed tokens",
+            "the session's, shared out by processed tokens; rows that reached the collection's cap were "
+            f"continued to {samples.cap} tokens ({samples.extended} rows)",
             "seed": "every question samples with seed crc32(question id)",
         },
     )

@@ -3,6 +3,7 @@
     OMP_WAIT_POLICY=PASSIVE python benchmarks/collect_samples.py                 # everything left
     python benchmarks/collect_samples.py --limit 20                              # a bounded chunk
     python benchmarks/collect_samples.py --extend 768                            # raise the cap after
+    python benchmarks/collect_samples.py --work W --tiers sorting --questions 40 --seed 3   # another tier
 
 ``--extend CAP`` continues the rows that reached the cap to ``CAP`` new tokens
 (:mod:`uniscale_integrations.bench.extend`), once the collection is complete.
@@ -19,7 +20,7 @@ import logging
 from pathlib import Path
 
 from uniscale_integrations.bench.extend import extend_capped
-from uniscale_integrations.bench.samples import SamplePlan, collect_samples
+from uniscale_integrations.bench.samples import V2_TIERS, SamplePlan, collect_samples
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,11 +29,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=HERE / "results" / "samples_v2")
     parser.add_argument("--questions", type=int, default=SamplePlan.questions)
+    parser.add_argument("--tiers", help="comma-separated tiers (default: table v2's ten)")
+    parser.add_argument("--seed", type=int, default=SamplePlan.seed, help="seed of the question stream")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many (question, model) records")
     parser.add_argument("--extend", type=int, default=None, metavar="CAP", help="continue capped rows to CAP tokens")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    plan = SamplePlan(questions=args.questions)
+    tiers = tuple(args.tiers.split(",")) if args.tiers else V2_TIERS
+    plan = SamplePlan(questions=args.questions, tiers=tiers, seed=args.seed)
     if args.extend is not None:
         extend_capped(plan, args.work, args.extend)
     else:

@@ -10,50 +10,51 @@ Every BS = 1 configuration is derived from the collected greedy path and 8 sampl
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
 from _results import write_section
 
-from uniscale_integrations.bench.derive import Vote, derived_usage, pass_at, rescored, rows_of, vote
-from uniscale_integrations.bench.derived_table import with_loop_stops
-from uniscale_integrations.bench.samples import SamplePlan, read_records
+from uniscale_integrations.bench.derive import Vote, derived_usage, pass_at, rows_of, vote
+from uniscale_integrations.bench.sample_set import SampleSet, load_sample_set
 from uniscale_integrations.core.cost import CostModel, ModelShape
-from uniscale_integrations.models import ModelRegistry, load_tokenizer
+from uniscale_integrations.models import ModelRegistry
 
 HERE = Path(__file__).resolve().parent
+WORKS = sorted((HERE / "results").glob("samples_v2*"))
 CONFIGS = [(qp, cp) for qp in (1, 2) for cp in (1, 2, 4, 8)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=HERE / "results" / "samples_v2")
+    parser.add_argument(
+        "--work", type=Path, action="append", help="a work directory (repeatable; default: every samples_v2*)"
+    )
     parser.add_argument("--split", choices=("tune", "test", "all"), default="all")
+    parser.add_argument("--cap", type=int, default=768, help="the cap capped rows were continued to")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    plan = SamplePlan()
-    if json.loads((args.work / "plan.json").read_text())["plan"] != plan.as_dict():
-        raise SystemExit(f"{args.work} was collected with another plan than SamplePlan()'s defaults")
-    questions = {q.id: q for q, _ in plan.stream()}
-    records = rescored([r for r in read_records(args.work) if args.split in ("all", r["split"])], questions)
+    collected = load_sample_set(args.work or WORKS, split=args.split, loop_stop=False)
+    looped = load_sample_set(args.work or WORKS, split=args.split)
+    samples = load_sample_set(args.work or WORKS, split=args.split, cap=args.cap)
+    records = samples.records
     registry = ModelRegistry.default()
-    as_collected = records
-    records = with_loop_stops(records, {m: load_tokenizer(registry[m]) for m in plan.models})
-    shapes = {m: ModelShape.of(registry[m]) for m in plan.models}
-    collected = {r["question"] for r in records}
+    shapes = {m: ModelShape.of(registry[m]) for m in samples.plan.models}
     tiers = sorted({r["tier"] for r in records})
     lines = [
-        f"Command: `python benchmarks/samples_report.py --split {args.split}`. {len(collected)} questions "
-        f"({len(records)} question x model records) collected so far; configurations derived from the greedy "
-        "path and 8 seeded samples per variant (T 0.6, top-p 0.9, at most 384 new tokens, stop at the answer "
-        "line; a row that loops ends there, replayed from the texts). A path cut at the cap or at a loop without an "
-        "answer line casts no vote. Correctness: reasoning-gym's "
+        f"Command: `python benchmarks/samples_report.py --split {args.split} --cap {args.cap}`. "
+        f"{len({r['question'] for r in records})} questions ({len(records)} question x model records); "
+        "configurations derived from the greedy path and 8 seeded samples per variant (T 0.6, top-p 0.9, stop at "
+        f"the answer line; collected with at most {collected.cap} new tokens, and the {samples.extended} rows that "
+        f"reached that cap continued to {samples.cap}; a row that loops ends there, replayed from the texts). A path "
+        "cut at the cap or at a loop without an answer line casts no vote. Correctness: reasoning-gym's "
         "`score_answer` of the stated answer (1.0), scored again from the stored texts.",
         "",
     ]
-    lines += _cap_table(as_collected, records, tiers)
+    lines += _cap_table({"384": collected, "384, loop stop": looped, f"{samples.cap}, loop stop": samples}, tiers)
+    lines += ["", f"**Rows at the {samples.cap}-token cap per configuration and tier** (early stopping off)", ""]
+    lines += _config_cap_table(records, tiers)
     for greedy_first in (False, True):
         lines += ["", f"**Accuracy, weighted vote{' (candidate 0 greedy)' if greedy_first else ''}**", ""]
         lines += _accuracy_table(records, tiers, greedy_first, shapes)
@@ -62,25 +63,43 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(HERE / "RESULTS.md", f"Samples for table v2 ({args.split}, in progress)", text)
+        write_section(HERE / "RESULTS.md", f"Samples for table v2 ({args.split})", text)
 
 
-def _cap_table(collected: list[dict], stopped: list[dict], tiers: list[str]) -> list[str]:
+def _cap_table(sets: dict[str, SampleSet], tiers: list[str]) -> list[str]:
+    names = [f"{model}, cap {name}" for model in ("S", "M") for name in sets]
     lines = [
-        "**Greedy paths that reached the 384-token cap**: as collected, and with the loop stop (sampled paths "
-        "in brackets)",
+        "**Greedy paths that reached the token cap** (sampled paths in brackets)",
         "",
-        "| tier | S | S, loop stop | M | M, loop stop |",
-        "|---|---|---|---|---|",
+        f"| tier | {' | '.join(names)} |",
+        "|---|" + "---|" * len(names),
     ]
     for tier in tiers:
         cells = []
         for model in ("S", "M"):
-            for records in (collected, stopped):
-                paths = [p for r in records if r["tier"] == tier and r["model"] == model for p in r["paths"]]
+            for samples in sets.values():
+                paths = [p for r in samples.records if r["tier"] == tier and r["model"] == model for p in r["paths"]]
                 greedy = [p["finish"] == "length" for p in paths if p["sample"] == -1]
                 sampled = [p["finish"] == "length" for p in paths if p["sample"] >= 0]
                 cells.append(f"{mean(greedy):.0%} ({mean(sampled):.0%})" if greedy else "-")
+        lines.append(f"| {tier} | {' | '.join(cells)} |")
+    return lines
+
+
+def _config_cap_table(records: list[dict], tiers: list[str]) -> list[str]:
+    names = [f"{m}/qp{qp}/cp{cp}" for m in ("S", "M") for qp, cp in CONFIGS]
+    lines = [f"| tier | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+    for tier in [*tiers, "all"]:
+        cells = []
+        for name in names:
+            model, qp, cp = name.split("/")[0], int(name.split("/")[1][2:]), int(name.split("/")[2][2:])
+            rows = [
+                p["finish"] == "length"
+                for r in records
+                if tier in ("all", r["tier"]) and r["model"] == model
+                for p in rows_of(r, qp, cp, greedy_first=True)
+            ]
+            cells.append(f"{mean(rows):.0%}" if rows else "-")
         lines.append(f"| {tier} | {' | '.join(cells)} |")
     return lines
 

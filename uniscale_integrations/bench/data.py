@@ -92,6 +92,10 @@ TIERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     "syllogism": ("syllogism", {}),
     "family": ("family_relationships", {}),
     "durations": ("time_intervals", {}),
+    "sorting": (
+        "number_sorting",
+        {"min_numbers": 3, "max_numbers": 5, "min_decimals": 0, "max_decimals": 0, "min_value": -50, "max_value": 99},
+    ),
 }
 
 

@@ -110,6 +110,7 @@ def table_engine(table: OutcomeTable, *, mode: Mode = "cost-sensitive", alpha: f
         table.configs,
         greedy_first=bool(settings.get("greedy_first", True)),
         stop_on_loop=bool(settings.get("loop_stop", True)),
+        max_new_tokens=settings.get("cap"),
         nominal_budget=NominalBudget(**budget) if isinstance(budget, Mapping) else None,
         mode=mode,
         alpha=alpha,

@@ -121,6 +121,7 @@ class SamplePlan:
         early_stopping: bool = True,
         greedy_first: bool = True,
         stop_on_loop: bool = True,
+        max_new_tokens: int | None = None,
         nominal_budget: NominalBudget | None = None,
         **kwargs: Any,
     ) -> UniScale:
@@ -130,8 +131,10 @@ class SamplePlan:
         token cap and stops; with the question's :func:`question_seed` a live CP = k run samples
         the record's greedy path and first ``k - 1`` samples (or its first ``k`` samples without
         ``greedy_first``). Early stopping is the vote-decided rule checked without pauses, as
-        :mod:`~uniscale_integrations.bench.derived_table` replays it. ``configs`` must form a grid
-        over these models; ``kwargs`` go to :meth:`UniScale.from_defaults` (mode, alpha, ...).
+        :mod:`~uniscale_integrations.bench.derived_table` replays it. ``max_new_tokens`` is the
+        cap the table was raised to (:mod:`~uniscale_integrations.bench.extend`), if it was.
+        ``configs`` must form a grid over these models; ``kwargs`` go to
+        :meth:`UniScale.from_defaults` (mode, alpha, ...).
         """
         from uniscale_integrations.core.engine import UniScale
         from uniscale_integrations.tts.search import REASON_THEN_ANSWER, EarlyStopping
@@ -140,12 +143,13 @@ class SamplePlan:
         if len(settings) != 1:
             raise UniScaleError(f"the executor samples every model alike; this plan does not: {self.sampling}")
         (sampling,) = settings
+        cap = max_new_tokens if max_new_tokens is not None else sampling.max_new_tokens
         engine = UniScale.from_defaults(
             models=self.models,
             qp=sorted({c.qp for c in configs}),
             cp=sorted({c.cp for c in configs}),
             bs=sorted({c.bs for c in configs}),
-            max_new_tokens=sampling.max_new_tokens,
+            max_new_tokens=cap,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             greedy_first=greedy_first,
@@ -153,7 +157,7 @@ class SamplePlan:
             stop_on_loop=stop_on_loop,
             instruction=REASON_THEN_ANSWER,
             early_stopping=EarlyStopping(enabled=early_stopping, v_sup=1.0, pause_at_steps=False),
-            nominal_budget=nominal_budget or NominalBudget(new_tokens=sampling.max_new_tokens),
+            nominal_budget=nominal_budget or NominalBudget(new_tokens=cap),
             **kwargs,
         )
         if [str(c) for c in engine.space] != [str(c) for c in configs]:
