@@ -4,6 +4,8 @@
     python benchmarks/collect_samples.py --limit 20                              # a bounded chunk
     python benchmarks/collect_samples.py --extend 768                            # raise the cap after
     python benchmarks/collect_samples.py --work W --tiers sorting --questions 40 --seed 3   # another tier
+    python benchmarks/collect_samples.py --work W --split tune --temperature 1.0 --top-p 0.95 \
+        --max-new-tokens 768 --samples 4                                        # another sampling setting
 
 ``--extend CAP`` continues the rows that reached the cap to ``CAP`` new tokens
 (:mod:`uniscale_integrations.bench.extend`), once the collection is complete.
@@ -20,7 +22,7 @@ import logging
 from pathlib import Path
 
 from uniscale_integrations.bench.extend import extend_capped
-from uniscale_integrations.bench.samples import V2_TIERS, SamplePlan, collect_samples
+from uniscale_integrations.bench.samples import V2_TIERS, ModelSampling, SamplePlan, collect_samples
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,14 +35,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SamplePlan.seed, help="seed of the question stream")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many (question, model) records")
     parser.add_argument("--extend", type=int, default=None, metavar="CAP", help="continue capped rows to CAP tokens")
+    study = parser.add_argument_group("another sampling setting (a study on one split)")
+    study.add_argument("--split", choices=("tune", "test"), help="collect the questions of this split only")
+    study.add_argument("--temperature", type=float, default=ModelSampling.temperature)
+    study.add_argument("--top-p", type=float, default=ModelSampling.top_p)
+    study.add_argument("--max-new-tokens", type=int, default=ModelSampling.max_new_tokens)
+    study.add_argument("--samples", type=int, default=SamplePlan.samples, help="samples per variant after the greedy")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     tiers = tuple(args.tiers.split(",")) if args.tiers else V2_TIERS
-    plan = SamplePlan(questions=args.questions, tiers=tiers, seed=args.seed)
+    sampling = ModelSampling(args.max_new_tokens, args.temperature, args.top_p)
+    plan = SamplePlan(
+        questions=args.questions,
+        tiers=tiers,
+        seed=args.seed,
+        samples=args.samples,
+        sampling=dict.fromkeys(SamplePlan.models, sampling),
+    )
     if args.extend is not None:
         extend_capped(plan, args.work, args.extend)
     else:
-        collect_samples(plan, args.work, limit=args.limit)
+        collect_samples(plan, args.work, limit=args.limit, split=args.split)
 
 
 if __name__ == "__main__":

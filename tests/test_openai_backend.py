@@ -27,7 +27,8 @@ from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.models.loader import LoadedModel
 from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
 from uniscale_integrations.tts.openai_backend import OpenAIGenerator, RemoteGeneratorError, _why_stopped, chatml
-from uniscale_integrations.tts.search import STEP_BY_STEP, Executor, aggregate
+from uniscale_integrations.tts.search import Executor, aggregate
+from uniscale_integrations.tts.styles import STEP_BY_STEP
 
 SHAPE = ModelShape(134_515_008, 30, 192)
 SAME_SAMPLING = {"repeat_penalty": 1.0}

@@ -242,6 +242,21 @@ def test_aggregation_returns_the_verifiers_favourite(generator: HFGenerator) -> 
         assert majority.answer in {a for a, n in answers.items() if n == top_count}
 
 
+def test_a_verifier_mapping_scores_only_the_models_it_names(generator: HFGenerator) -> None:
+    for verifiers, expected in (
+        ({"S": ScriptedVerifier(0.5, 0.9)}, "scripted"),
+        ({"M": ScriptedVerifier(0.5, 0.9)}, "self-confidence"),
+    ):
+        events, listener = _recording()
+        execution = _executor(generator, verifier=verifiers, early_stopping=EarlyStopping(enabled=False)).execute(
+            QUESTION, Config("S", cp=2), seed=1, listeners=[listener]
+        )
+        names = {e.verifier for e in events if isinstance(e, StepScored)}
+        assert names == {expected}
+        scores = {p.final_score for p in execution.paths}
+        assert (scores == {0.9}) is (expected == "scripted")
+
+
 def test_invalid_options_are_refused(generator: HFGenerator) -> None:
     with pytest.raises(ValueError, match="aggregation"):
         _executor(generator, aggregation="mean")

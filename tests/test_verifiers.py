@@ -331,6 +331,31 @@ def test_likelihood_chunks_by_batch_size(small_lm: LoadedModel) -> None:
         LMLikelihoodVerifier(small_lm, batch_size=0)
 
 
+def test_a_likelihood_judge_given_as_a_loader_loads_on_first_use(small_lm: LoadedModel) -> None:
+    calls: list[int] = []
+
+    def load() -> LoadedModel:
+        calls.append(1)
+        return small_lm
+
+    lazy = LMLikelihoodVerifier(load, name="S")
+    assert lazy.name == "likelihood-S"
+    assert calls == []  # nothing loaded yet
+    assert lazy.score(QUESTION, SOLUTIONS).scores == LMLikelihoodVerifier(small_lm).score(QUESTION, SOLUTIONS).scores
+    lazy.score(QUESTION, SOLUTIONS)
+    assert calls == [1]
+    with pytest.raises(ValueError, match="needs its name"):
+        LMLikelihoodVerifier(load)
+
+
+def test_cross_model_verifiers_let_the_next_larger_rung_judge() -> None:
+    registry = ModelRegistry.default()
+    judges = verifiers_module.cross_model_verifiers({"M": registry["M"], "S": registry["S"]}, device="cpu")
+    assert list(judges) == ["S"]
+    assert judges["S"].name == "likelihood-M"
+    assert verifiers_module.cross_model_verifiers({"S": registry["S"]}) == {}
+
+
 # --- embedding verifier (real MiniLM) --------------------------------------------------
 
 

@@ -14,24 +14,15 @@ from pathlib import Path
 from uniscale_integrations.core.engine import Result, UniScale
 from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import UniScaleError
-from uniscale_integrations.tts.search import BRIEF, STEP_BY_STEP
+from uniscale_integrations.tts.styles import STYLES
 
 logger = logging.getLogger("uniscale_integrations.cli")
 
 
-STYLES = {"plain": (None, 128), "brief": (BRIEF, 24), "step-by-step": (STEP_BY_STEP, 192)}
-"""Answer styles: the instruction added to each question and its default token budget."""
-
-
 def _engine(args: argparse.Namespace) -> UniScale:
     models = args.models.split(",") if args.models else None
-    instruction, budget = STYLES[args.style]
     return UniScale.from_defaults(
-        args.mode,
-        models=models,
-        max_new_tokens=args.max_new_tokens or budget,
-        instruction=instruction,
-        seed=args.seed,
+        args.mode, models=models, style=args.style, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
 
 

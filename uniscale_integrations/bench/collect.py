@@ -65,7 +65,7 @@ class CollectPlan:
 
     @property
     def instruction(self) -> str | None:
-        from uniscale_integrations.tts.search import BRIEF, STEP_BY_STEP
+        from uniscale_integrations.tts.styles import BRIEF, STEP_BY_STEP
 
         return {"plain": None, "brief": BRIEF, "step-by-step": STEP_BY_STEP}[self.style]
 

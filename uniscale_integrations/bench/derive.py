@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,30 +90,34 @@ class Vote:
     """The mean confidence of the paths behind the answer."""
 
 
-def tally(paths: Sequence[Path], method: str = "weighted") -> dict[str, float]:
-    """Each stated answer's votes among ``paths``: confidences (``"weighted"``) or counts (``"majority"``)."""
-    weight: dict[str, float] = defaultdict(float)
+def tally(
+    paths: Sequence[Path], method: str = "weighted", weight: Callable[[Path], float] = confidence
+) -> dict[str, float]:
+    """Each stated answer's votes among ``paths``: ``weight`` (default: the path's own confidence)
+    with ``"weighted"``, counts with ``"majority"``."""
+    votes: dict[str, float] = defaultdict(float)
     for path in paths:
         answer = path_answer(path)
         if answer is not None:
-            weight[answer] += confidence(path) if method == "weighted" else 1.0
-    return dict(weight)
+            votes[answer] += weight(path) if method == "weighted" else 1.0
+    return dict(votes)
 
 
-def vote(paths: Sequence[Path], method: str = "weighted") -> Vote:
-    """Pool the paths' answers by a confidence-weighted (``"weighted"``) or plain (``"majority"``) vote."""
-    weight = tally(paths, method)
+def vote(paths: Sequence[Path], method: str = "weighted", weight: Callable[[Path], float] = confidence) -> Vote:
+    """Pool the paths' answers by a ``weight``-weighted (``"weighted"``) or plain (``"majority"``) vote;
+    the score is the mean ``weight`` of the winner's backers."""
+    votes = tally(paths, method, weight)
     backers: dict[str, list[Path]] = defaultdict(list)
     for path in paths:
         answer = path_answer(path)
         if answer is not None:
             backers[answer].append(path)
-    if not weight:
-        best = max(paths, key=confidence)
-        return Vote(None, False, confidence(best))
-    winner = max(weight, key=lambda a: (weight[a], len(backers[a])))
+    if not votes:
+        best = max(paths, key=weight)
+        return Vote(None, False, weight(best))
+    winner = max(votes, key=lambda a: (votes[a], len(backers[a])))
     chosen = backers[winner]
-    return Vote(winner, max(p["correct"] for p in chosen) >= 1.0, sum(map(confidence, chosen)) / len(chosen))
+    return Vote(winner, max(p["correct"] for p in chosen) >= 1.0, sum(map(weight, chosen)) / len(chosen))
 
 
 def pass_at(paths: Sequence[Path]) -> bool:

@@ -135,7 +135,8 @@ def extend_capped(plan: SamplePlan, work: Path, cap: int, *, batch: int = 16, pr
 
     from uniscale_integrations.models import ModelRegistry, load_model, load_tokenizer
     from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-    from uniscale_integrations.tts.search import REASON_THEN_ANSWER, question_variants
+    from uniscale_integrations.tts.search import question_variants
+    from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
     if any(cap <= s.max_new_tokens for s in plan.sampling.values()):
         raise ValueError(f"cap {cap} must exceed the collection's ({plan.sampling})")

@@ -137,7 +137,8 @@ class SamplePlan:
         :meth:`UniScale.from_defaults` (mode, alpha, ...).
         """
         from uniscale_integrations.core.engine import UniScale
-        from uniscale_integrations.tts.search import REASON_THEN_ANSWER, EarlyStopping
+        from uniscale_integrations.tts.search import EarlyStopping
+        from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
         settings = {self.sampling[m] for m in self.models}
         if len(settings) != 1:
@@ -184,17 +185,21 @@ def read_records(work: Path) -> Iterator[dict[str, Any]]:
                     logger.warning("%s:%d: ignoring a torn line", path, number)
 
 
-def collect_samples(plan: SamplePlan, work: Path, *, limit: int | None = None, progress: bool = True) -> Path:
+def collect_samples(
+    plan: SamplePlan, work: Path, *, limit: int | None = None, split: str | None = None, progress: bool = True
+) -> Path:
     """Run every missing (question, model) of ``plan`` into ``work``; resumable.
 
-    ``limit`` stops after that many new records (for a bounded chunk of work).
+    ``limit`` stops after that many new records (for a bounded chunk of work); ``split`` runs
+    only the questions of that split (``"tune"`` or ``"test"``).
     """
     from tqdm.auto import tqdm
 
     from uniscale_integrations.models import ModelRegistry, load_model
     from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
     from uniscale_integrations.tts.decoding import DecodeSession
-    from uniscale_integrations.tts.search import REASON_THEN_ANSWER, question_variants
+    from uniscale_integrations.tts.search import question_variants
+    from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
     work.mkdir(parents=True, exist_ok=True)
     header = work / "plan.json"
@@ -211,7 +216,12 @@ def collect_samples(plan: SamplePlan, work: Path, *, limit: int | None = None, p
         members = stream[chunk * plan.chunk : (chunk + 1) * plan.chunk]
         if all((q.id, m) in done for q, _ in members for m in plan.models):
             _pack(plain)
-    todo = [(i, q, s, m) for i, (q, s) in enumerate(stream) for m in plan.models if (q.id, m) not in done]
+    todo = [
+        (i, q, s, m)
+        for i, (q, s) in enumerate(stream)
+        for m in plan.models
+        if (q.id, m) not in done and split in (None, s)
+    ]
     if limit is not None:
         todo = todo[:limit]
     logger.info("collect_samples: %d records done, %d to go -> %s", len(done), len(todo), work)

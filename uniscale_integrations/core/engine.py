@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from uniscale_integrations.core.verifiers import Verifier
     from uniscale_integrations.models import ModelRegistry, ModelSpec
     from uniscale_integrations.tts.search import Aggregation, EarlyStopping, Execution, PathTrace
+    from uniscale_integrations.tts.styles import AnswerStyle
 
 logger = logging.getLogger(__name__)
 
@@ -215,15 +216,16 @@ class UniScale:
         bs: Sequence[int] = (1,),
         registry: ModelRegistry | None = None,
         device: str | None = None,
-        max_new_tokens: int = 128,
+        style: str | AnswerStyle = "plain",
+        max_new_tokens: int | None = None,
         temperature: float = 0.7,
         top_p: float = 0.95,
         greedy_first: bool = False,
-        stop_at_answer: bool = False,
+        stop_at_answer: bool | None = None,
         stop_on_loop: bool = False,
         system_prompt: str | None = None,
         instruction: str | None = None,
-        verifier: Verifier | None = None,
+        verifier: Verifier | Literal["cross-model"] | None = None,
         early_stopping: EarlyStopping | None = None,
         aggregation: Aggregation = "weighted_vote",
         verifier_timeout: float | None = None,
@@ -232,22 +234,31 @@ class UniScale:
     ) -> UniScale:
         """The offline ladder (S and M) over a small QP x CP grid; nothing loads until used.
 
-        ``instruction`` is appended to the question (e.g. ``tts.search.STEP_BY_STEP`` for math);
-        ``max_new_tokens`` to ``stop_on_loop`` say how paths decode (see
-        :class:`~uniscale_integrations.tts.Executor`; table v2 was collected with 384 tokens,
-        temperature 0.6, top-p 0.9 and all three flags on);
+        ``style`` (:data:`~uniscale_integrations.tts.styles.STYLES`: ``"plain"``, ``"reasoned"``,
+        ``"brief"``) sets the instruction appended to the question, each rung's token budget,
+        whether a path stops at its answer line, and whether candidates pool by meaning;
+        ``instruction``, ``max_new_tokens`` (every rung) and ``stop_at_answer`` override it.
+        ``temperature`` to ``stop_on_loop`` say how paths decode (see
+        :class:`~uniscale_integrations.tts.Executor`; table v2 was decoded with the reasoned style,
+        temperature 0.6, top-p 0.9, greedy first and the loop stop);
         ``system_prompt`` is put first in chats that bring none. ``verifier`` scores steps and
-        answers (default: each path's own token confidence), each call within ``verifier_timeout``
+        answers (default: each path's own token confidence; ``"cross-model"``: each rung's paths
+        by the next larger rung's log-likelihood, see
+        :func:`~uniscale_integrations.core.verifiers.cross_model_verifiers`), each call within ``verifier_timeout``
         seconds when set; see :class:`~uniscale_integrations.tts.Executor`. ``remote`` maps rungs
         to the base URL of an OpenAI-compatible server that serves them under the rung's name (e.g.
         ``{"M": "http://gpu-box:8080/v1"}``): those rungs generate there
         (:class:`~uniscale_integrations.tts.openai_backend.OpenAIGenerator`, ChatML prompts), priced
         by their declared size and the tokens the server reports.
         """
+        from uniscale_integrations.core.encoder import MiniLMEmbedder
+        from uniscale_integrations.core.verifiers import cross_model_verifiers
         from uniscale_integrations.models import DEFAULT_LADDER, ModelRegistry, load_model, resolve_device
         from uniscale_integrations.tts.backends import Generator, HFGenerator
         from uniscale_integrations.tts.openai_backend import OpenAIGenerator
+        from uniscale_integrations.tts.pooling import MeaningPool
         from uniscale_integrations.tts.search import EarlyStopping, Executor
+        from uniscale_integrations.tts.styles import answer_style
 
         registry = registry if registry is not None else ModelRegistry.default()
         models = tuple(models) if models is not None else DEFAULT_LADDER
@@ -259,6 +270,8 @@ class UniScale:
             raise ConfigSpaceError(f"remote rung(s) {', '.join(unknown)} not among the models {', '.join(models)}")
         cost_model = CostModel.for_device(device)
         shapes = {n: ModelShape.of(s) for n, s in specs.items()}
+        answers = answer_style(style)
+        budgets = answers.budgets(models) if max_new_tokens is None else dict.fromkeys(models, max_new_tokens)
 
         def factory(name: str) -> Callable[[], Generator]:
             if name in remote:
@@ -268,18 +281,22 @@ class UniScale:
         executor = Executor(
             {name: factory(name) for name in models},
             cost_model,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=max(budgets.values()),
+            token_budgets=budgets,
             temperature=temperature,
             top_p=top_p,
             greedy_first=greedy_first,
-            stop_at_answer=stop_at_answer,
+            stop_at_answer=answers.stop_at_answer if stop_at_answer is None else stop_at_answer,
             stop_on_loop=stop_on_loop,
             system_prompt=system_prompt,
-            instruction=instruction,
-            verifier=verifier,
+            instruction=instruction if instruction is not None else answers.instruction,
+            verifier=cross_model_verifiers(specs, device=device, cost_model=cost_model)
+            if verifier == "cross-model"
+            else verifier,
             early_stopping=early_stopping if early_stopping is not None else EarlyStopping(),
             aggregation=aggregation,
             verifier_timeout=verifier_timeout,
+            meaning=MeaningPool(MiniLMEmbedder(device), cost_model=cost_model) if answers.pool_by_meaning else None,
         )
         return cls(
             ConfigSpace.grid(models, qp, cp, bs),
@@ -478,7 +495,7 @@ class UniScale:
         Models that failed to load are left out, unless ``forced`` (a forced configuration's model is
         tried again, and its loading error raised)."""
         candidates = list(models) if models is not None else list(self._space.models)
-        new = max_new_tokens if max_new_tokens is not None else int(getattr(self.executor, "max_new_tokens", 0))
+        budget = getattr(self.executor, "token_budget", None)
         count = getattr(self.executor, "prompt_tokens", None)
         fits, refusals = [], []
         with self._lock:
@@ -495,6 +512,7 @@ class UniScale:
                 self._exclude(exc)
                 continue
             window = self.specs[model].context_length if model in self.specs else None
+            new = max_new_tokens if max_new_tokens is not None else (budget(model) if callable(budget) else 0)
             too_long = []
             if tokens is not None and window is not None and tokens + new > window:
                 too_long.append(f"{tokens:,} prompt + {new:,} new tokens exceed its context window of {window:,}")

@@ -29,12 +29,14 @@ as the prediction and find its final answer themselves: :class:`NumericChecker`,
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
 import numbers
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -55,7 +57,7 @@ from uniscale_integrations.core.features import FloatArray
 from uniscale_integrations.errors import UniScaleError
 
 if TYPE_CHECKING:
-    from uniscale_integrations.models import LoadedModel
+    from uniscale_integrations.models import LoadedModel, ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -322,18 +324,41 @@ class LMLikelihoodVerifier:
     with no tokens scores 0; solutions are cut to fit the model's context. ``partial``
     changes nothing: a mean log-prob is already a per-token score of a prefix.
     eFLOPs price every position computed, padding included, with ``cost_model`` (default:
-    :meth:`CostModel.for_device` of the model's device).
+    :meth:`CostModel.for_device` of the model's device). ``loaded`` may be a loader, called on
+    first use (``name`` then names the model).
     """
 
-    def __init__(self, loaded: LoadedModel, cost_model: CostModel | None = None, *, batch_size: int = 16):
+    def __init__(
+        self,
+        loaded: LoadedModel | Callable[[], LoadedModel],
+        cost_model: CostModel | None = None,
+        *,
+        batch_size: int = 16,
+        name: str | None = None,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.loaded = loaded
-        self.cost_model = cost_model if cost_model is not None else CostModel.for_device(loaded.device)
+        if callable(loaded) and name is None:
+            raise ValueError("a model loaded on first use needs its name")
+        self._loaded = loaded
+        self._cost_model = cost_model
         self.batch_size = batch_size
-        self.name = f"likelihood-{loaded.spec.name}"
-        spec = loaded.spec
-        self.shape = ModelShape.of(spec)
+        self.name = f"likelihood-{name if name is not None else loaded.spec.name}"  # type: ignore[union-attr]
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The scoring model (loaded on first use when given as a loader)."""
+        if callable(self._loaded):
+            self._loaded = self._loaded()
+        return self._loaded
+
+    @property
+    def cost_model(self) -> CostModel:
+        return self._cost_model if self._cost_model is not None else CostModel.for_device(self.loaded.device)
+
+    @property
+    def shape(self) -> ModelShape:
+        return ModelShape.of(self.loaded.spec)
 
     def score(self, question: str, solutions: Sequence[str], *, partial: bool = False) -> Verdicts:
         tokenizer = self.loaded.tokenizer
@@ -378,6 +403,24 @@ class LMLikelihoodVerifier:
             body_mask = mask[:, n_prompt:].to(logprobs.dtype)
             means = (logprobs * body_mask).sum(dim=1) / body_mask.sum(dim=1)
         return [float(m) for m in means.cpu()]
+
+
+def cross_model_verifiers(
+    specs: Mapping[str, ModelSpec], *, device: str | None = None, cost_model: CostModel | None = None
+) -> dict[str, Verifier]:
+    """Each rung's candidates scored by the next larger rung's log-likelihood
+    (:class:`LMLikelihoodVerifier`, loaded on first use); the largest rung scores itself.
+
+    The judge is a stronger model than the writer, yet reads the solution in one prefill (no
+    decoding); its work is charged in eFLOPs like any verifier's.
+    """
+    from uniscale_integrations.models import load_model
+
+    ladder = sorted(specs.values(), key=lambda spec: spec.params)
+    return {
+        writer.name: LMLikelihoodVerifier(functools.partial(load_model, judge, device), cost_model, name=judge.name)
+        for writer, judge in itertools.pairwise(ladder)
+    }
 
 
 class SentenceEmbedder(Protocol):
@@ -442,20 +485,23 @@ class EmbeddingVerifier:
             similarity = vectors @ vectors.T
             np.fill_diagonal(similarity, 0.0)
             cosines = similarity.sum(axis=1) / (len(solutions) - 1)
-        usage = self._usage(texts)
+        usage = embedding_usage(self.embedder, texts)
         scores = [float(c) for c in np.clip(cosines, 0.0, 1.0)]
         return Verdicts(scores, self.cost_model.eflops(self.shape, usage), usage)
 
-    def _usage(self, texts: list[str]) -> Usage:
-        model: Any = self.embedder.sentence_transformer
-        encoded = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)
-        lengths = sorted((len(ids) for ids in encoded["input_ids"]), reverse=True)
-        batches = [lengths[i : i + _ST_BATCH] for i in range(0, len(lengths), _ST_BATCH)]
-        return Usage(
-            prompt_tokens=sum(lengths),
-            tokens_processed=sum(batch[0] * len(batch) for batch in batches),
-            forward_passes=len(batches),
-        )
+
+def embedding_usage(embedder: SentenceEmbedder, texts: Sequence[str]) -> Usage:
+    """The work of embedding ``texts`` in one call: tokens counted with the embedder's tokenizer,
+    padded per batch of 32 as sentence-transformers does."""
+    model: Any = embedder.sentence_transformer
+    encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
+    lengths = sorted((len(ids) for ids in encoded["input_ids"]), reverse=True)
+    batches = [lengths[i : i + _ST_BATCH] for i in range(0, len(lengths), _ST_BATCH)]
+    return Usage(
+        prompt_tokens=sum(lengths),
+        tokens_processed=sum(batch[0] * len(batch) for batch in batches),
+        forward_passes=len(batches),
+    )
 
 
 # --- combining -------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from uniscale_integrations.tts.backends import Generator, HFGenerator, SamplingParams
 from uniscale_integrations.tts.search import (
-    BRIEF,
-    STEP_BY_STEP,
     EarlyStopping,
     Execution,
     Executor,
@@ -11,10 +9,14 @@ from uniscale_integrations.tts.search import (
     aggregate,
     vote_decided,
 )
+from uniscale_integrations.tts.styles import BRIEF, REASON_THEN_ANSWER, STEP_BY_STEP, STYLES, AnswerStyle
 
 __all__ = [
     "BRIEF",
+    "REASON_THEN_ANSWER",
     "STEP_BY_STEP",
+    "STYLES",
+    "AnswerStyle",
     "EarlyStopping",
     "Execution",
     "Executor",

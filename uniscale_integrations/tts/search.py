@@ -44,26 +44,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from uniscale_integrations.core.answers import voted_answer
+from uniscale_integrations.core.answers import canonical_answer, stated_answer, voted_answer
 from uniscale_integrations.core.budget import Budget, Cap
 from uniscale_integrations.core.cost import CostModel, Usage
 from uniscale_integrations.core.events import Listener, PathPruned, StepScored, emit
 from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import ConfigSpaceError, ModelUnavailableError
 from uniscale_integrations.tts.backends import Generator, Message, SamplingParams, release_memory
+from uniscale_integrations.tts.pooling import Grouping, MeaningPool
 
 if TYPE_CHECKING:
     from uniscale_integrations.core.verifiers import Verdicts, Verifier
     from uniscale_integrations.tts.backends import PathRow, Session
 
 logger = logging.getLogger(__name__)
-
-STEP_BY_STEP = "Think step by step, then give the final answer as 'Answer: <number>'."
-"""Instruction for math questions: chain of thought (give it 160+ new tokens)."""
-REASON_THEN_ANSWER = "Think step by step, then give the final answer on its own last line as 'Answer: <answer>'."
-"""Instruction for any question with a short answer (numbers, words, dates, lists): chain of thought."""
-BRIEF = "Reply with only the final answer, as 'Answer: <number>'."
-"""Instruction for math questions: the answer alone (fast; 24 new tokens suffice)."""
 
 VARIANT_TEMPLATES: tuple[str, ...] = (
     "{question}",
@@ -128,6 +122,8 @@ class PathTrace:
     parent: int | None
     text: str = ""
     answer: str | None = None
+    key: str | None = None
+    """What the path votes for: its answer's canonical form, or its group of meaning."""
     step_scores: list[float] = field(default_factory=list)
     final_score: float | None = None
     status: PathStatus = "running"
@@ -201,9 +197,9 @@ def aggregate(paths: Sequence[PathTrace], method: Aggregation = "weighted_vote")
     weight: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
     for path in done:
-        if path.answer is not None:
-            weight[path.answer] += path.final_score or 0.0
-            count[path.answer] += 1
+        if path.key is not None:
+            weight[path.key] += path.final_score or 0.0
+            count[path.key] += 1
     if not weight:
         return max(done, key=lambda p: p.final_score or 0.0)
     if method == "weighted_vote":
@@ -212,7 +208,7 @@ def aggregate(paths: Sequence[PathTrace], method: Aggregation = "weighted_vote")
         winner = max(count, key=lambda a: (count[a], weight[a]))
     else:
         raise ValueError(f"unknown aggregation {method!r}")
-    return max((p for p in done if p.answer == winner), key=lambda p: p.final_score or 0.0)
+    return max((p for p in done if p.key == winner), key=lambda p: p.final_score or 0.0)
 
 
 def vote_decided(
@@ -232,8 +228,8 @@ def vote_decided(
         return f"best finished score {best:.3f} >= v_sup {v_sup:.3f}" if best >= v_sup else None
     tally: dict[str, float] = defaultdict(float)
     for path in done:
-        if path.answer is not None:
-            tally[path.answer] += (path.final_score or 0.0) if method == "weighted_vote" else 1.0
+        if path.key is not None:
+            tally[path.key] += (path.final_score or 0.0) if method == "weighted_vote" else 1.0
     if not tally:
         return None
     leader, *others = sorted(tally.values(), reverse=True)
@@ -245,13 +241,13 @@ def vote_decided(
 
 
 def answer_score(paths: Sequence[PathTrace], winner: PathTrace) -> float:
-    """The mean final score of the finished paths giving the winner's answer.
+    """The mean final score of the finished paths voting as the winner does.
 
-    A winner without an extracted answer (free text) is backed by itself alone.
+    A winner that votes for nothing (free text without a stated answer) is backed by itself alone.
     """
-    if winner.answer is None:
+    if winner.key is None:
         return winner.final_score or 0.0
-    backers = [p for p in paths if p.finished and p.answer == winner.answer]
+    backers = [p for p in paths if p.finished and p.key == winner.key]
     return sum(p.final_score or 0.0 for p in backers) / len(backers)
 
 
@@ -264,6 +260,7 @@ class Executor:
         cost_model: CostModel,
         *,
         max_new_tokens: int = 128,
+        token_budgets: Mapping[str, int] | None = None,
         temperature: float = 0.7,
         top_p: float = 0.95,
         greedy_first: bool = False,
@@ -271,11 +268,12 @@ class Executor:
         stop_on_loop: bool = False,
         system_prompt: str | None = None,
         instruction: str | None = None,
-        verifier: Verifier | None = None,
+        verifier: Verifier | Mapping[str, Verifier] | None = None,
         early_stopping: EarlyStopping = EarlyStopping(),
         aggregation: Aggregation = "weighted_vote",
         step_delimiter: str = "\n\n",
         verifier_timeout: float | None = None,
+        meaning: MeaningPool | None = None,
     ):
         if aggregation not in ("weighted_vote", "majority", "best_score"):
             raise ValueError(f"unknown aggregation {aggregation!r}")
@@ -285,6 +283,8 @@ class Executor:
         self._generators: dict[str, Generator] = {}
         self.cost_model = cost_model
         self.max_new_tokens = max_new_tokens
+        self.token_budgets = dict(token_budgets or {})
+        """New tokens per path on the models that need another budget than ``max_new_tokens``."""
         self.temperature = temperature
         self.top_p = top_p
         self.greedy_first = greedy_first
@@ -294,9 +294,14 @@ class Executor:
         self.system_prompt = system_prompt
         self.instruction = instruction
         self.verifier = verifier
+        """Scores the paths of every model, or of the models a mapping names (the others score
+        themselves by their own confidence)."""
         self.early_stopping = early_stopping
         self.aggregation: Aggregation = aggregation
         self.step_delimiter = step_delimiter
+        self.meaning = meaning
+        """Pools the paths by what their replies mean (free-form answers) instead of by stated answer;
+        the vote is then only known once every path ended, so it never stops a search early."""
         self.verifier_timeout = verifier_timeout
         """Seconds a verifier call may take; a late call counts as failed (the paths' own confidence
         stands in) and is left to finish in a daemon thread, which never holds up the process's exit."""
@@ -334,6 +339,16 @@ class Executor:
             except Exception as exc:  # loading fails in many ways (files, memory, transformers); keep the cause
                 raise ModelUnavailableError(model, f"model {model!r} could not be loaded: {exc}") from exc
         return self._generators[model]
+
+    def verifier_for(self, model: str) -> Verifier | None:
+        """The verifier that scores ``model``'s paths (``None``: their own confidence)."""
+        if isinstance(self.verifier, Mapping):
+            return self.verifier.get(model)
+        return self.verifier
+
+    def token_budget(self, model: str) -> int:
+        """New tokens a path on ``model`` may write, unless a call says otherwise."""
+        return self.token_budgets.get(model, self.max_new_tokens)
 
     def prompt_tokens(self, messages: Sequence[Message], model: str, qp: int) -> int | None:
         """Tokens of the longest of ``qp`` variants' prompts as :meth:`execute` renders them on ``model``
@@ -375,7 +390,7 @@ class Executor:
         search = _Search(self, generator, config, question, list(listeners), budget, started)
         sampled = config.cp > 1 or config.bs > 1
         params = SamplingParams(
-            max_new_tokens=max_new_tokens if max_new_tokens is not None else self.max_new_tokens,
+            max_new_tokens=max_new_tokens if max_new_tokens is not None else self.token_budget(config.model),
             temperature=(temperature if temperature is not None else self.temperature) if sampled else 0.0,
             top_p=self.top_p,
             stop=tuple(stop),
@@ -390,22 +405,35 @@ class Executor:
             if sum(map(len, prompts)) > LARGE_PROMPT_CHARS:
                 release_memory()
         generation_eflops = self.cost_model.eflops(generator.shape, usage)
+        pooling = self._pool_by_meaning(paths) if self.meaning is not None else Grouping([])
         winner = aggregate(paths, self.aggregation)
         if winner is None:  # unreachable: every search ends with finished paths
             raise RuntimeError(f"{config}: the search finished no path")
         score = answer_score(paths, winner)
         return Execution(
             config=config,
-            answer=winner.answer if winner.answer is not None else winner.text,
+            answer=winner.answer if winner.answer is not None and self.meaning is None else winner.text,
             text=winner.text,
             score=score,
-            eflops=generation_eflops + search.verifier_eflops,
-            usage=usage + search.verifier_usage,
+            eflops=generation_eflops + search.verifier_eflops + pooling.eflops,
+            usage=usage + search.verifier_usage + pooling.usage,
             seconds=time.perf_counter() - started,
             paths=paths,
             verifier_eflops=search.verifier_eflops,
             budget_exhausted=search.exhausted,
         )
+
+    def _pool_by_meaning(self, paths: Sequence[PathTrace]) -> Grouping:
+        """Give each finished path the key of its group of meaning (:class:`MeaningPool`)."""
+        assert self.meaning is not None
+        finished = [p for p in paths if p.finished]
+        stated = [stated_answer(p.text) for p in finished]
+        grouping = self.meaning.group(
+            [p.text for p in finished], same=[canonical_answer(a) if a is not None else None for a in stated]
+        )
+        for path, label in zip(finished, grouping.labels, strict=True):
+            path.key = f"meaning-{label}" if path.text.strip() else None
+        return grouping
 
 
 class _Search:
@@ -434,6 +462,8 @@ class _Search:
         self.budget = budget
         self.started = started
         self.exhausted: Cap | None = None
+        self.vote_known = executor.meaning is None
+        """Whether the vote can be tallied while paths run (not when they pool by meaning)."""
 
     def run(self, prompts: Sequence[str], params: SamplingParams) -> tuple[list[PathTrace], Usage]:
         config = self.config
@@ -451,7 +481,7 @@ class _Search:
             for i, r in enumerate(session.rows)
         ]
         if not stepwise:
-            self._run_unpaused(session, rows, check=stopping)
+            self._run_unpaused(session, rows, check=stopping and self.vote_known)
             return self.paths, session.usage
         beams = dict.fromkeys({p.tree for p in rows}, config.bs)
         while rows:
@@ -473,7 +503,7 @@ class _Search:
             ended = [i for i, r in enumerate(session.rows) if r.status == "finished"]
             self._score(session, rows, ended)
             running = [i for i, r in enumerate(session.rows) if r.status != "finished"]
-            if running and self.stopping.decided_vote:
+            if running and self.stopping.decided_vote and self.vote_known:
                 v_sup = self.stopping.v_sup if self.stopping.v_sup is not None else self.best_step_score
                 decided = vote_decided(self.paths, len(running), v_sup, self.executor.aggregation)
                 if decided is not None:
@@ -536,6 +566,7 @@ class _Search:
                 path.final_score = score
                 path.status = _finish_status(row)
                 path.answer = voted_answer(path.text, cut=path.status in CUT)
+                path.key = canonical_answer(path.answer) if path.answer is not None else None
             emit(
                 self.listeners,
                 StepScored(path.id, path.steps, score, path.mean_score, is_final, self._verifier_name),
@@ -543,13 +574,13 @@ class _Search:
 
     @property
     def _verifier_name(self) -> str:
-        verifier = self.executor.verifier
+        verifier = self.executor.verifier_for(self.config.model)
         return verifier.name if verifier is not None else "self-confidence"
 
     def _verify(
         self, session_rows: Sequence[PathRow], paths: Sequence[PathTrace], texts: Sequence[str], final: Sequence[bool]
     ) -> list[float]:
-        verifier = self.executor.verifier
+        verifier = self.executor.verifier_for(self.config.model)
         if verifier is None:
             return [_step_confidence(row, path) for row, path in zip(session_rows, paths, strict=True)]
         scores = [0.0] * len(texts)
@@ -620,7 +651,7 @@ class _Search:
                 beams[path.tree] -= 1
             else:
                 survivors.append(i)
-        if survivors and self.stopping.decided_vote:
+        if survivors and self.stopping.decided_vote and self.vote_known:
             decided = vote_decided(self.paths, sum(beams.values()), v_sup, self.executor.aggregation)
             if decided is not None:
                 for i in survivors:
