@@ -147,6 +147,7 @@ def normalize_text(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", kept).split())
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_answer(answer: str) -> str:
     """A key under which equal answers compare equal: numbers and math by value (``math-verify``
     parses fractions, LaTeX and equations), other answers as :func:`normalize_text`.

@@ -281,7 +281,7 @@ class UniScale:
         executor = Executor(
             {name: factory(name) for name in models},
             cost_model,
-            max_new_tokens=max(budgets.values()),
+            max_new_tokens=max(budgets.values(), default=answers.max_new_tokens),
             token_budgets=budgets,
             temperature=temperature,
             top_p=top_p,

@@ -122,8 +122,8 @@ class PathTrace:
     parent: int | None
     text: str = ""
     answer: str | None = None
-    key: str | None = None
-    """What the path votes for: its answer's canonical form, or its group of meaning."""
+    group: str | None = None
+    """The group of meaning it was pooled into, when replies pool by meaning (:class:`MeaningPool`)."""
     step_scores: list[float] = field(default_factory=list)
     final_score: float | None = None
     status: PathStatus = "running"
@@ -143,6 +143,13 @@ class PathTrace:
     def finished(self) -> bool:
         return self.final_score is not None
 
+    @property
+    def key(self) -> str | None:
+        """What the path votes for: its group of meaning, else its answer's canonical form."""
+        if self.group is not None:
+            return self.group
+        return canonical_answer(self.answer) if self.answer is not None else None
+
 
 @dataclass
 class Execution:
@@ -158,6 +165,8 @@ class Execution:
     seconds: float
     paths: list[PathTrace] = field(default_factory=list)
     verifier_eflops: float = 0.0
+    pooling_eflops: float = 0.0
+    """The embedding that pooled free-form replies by meaning (in ``eflops``, not in ``usage``)."""
     budget_exhausted: Cap | None = None
     """The cap that stopped the search early (the answer is then the best found so far)."""
 
@@ -416,10 +425,11 @@ class Executor:
             text=winner.text,
             score=score,
             eflops=generation_eflops + search.verifier_eflops + pooling.eflops,
-            usage=usage + search.verifier_usage + pooling.usage,
+            usage=usage + search.verifier_usage,
             seconds=time.perf_counter() - started,
             paths=paths,
             verifier_eflops=search.verifier_eflops,
+            pooling_eflops=pooling.eflops,
             budget_exhausted=search.exhausted,
         )
 
@@ -432,7 +442,7 @@ class Executor:
             [p.text for p in finished], same=[canonical_answer(a) if a is not None else None for a in stated]
         )
         for path, label in zip(finished, grouping.labels, strict=True):
-            path.key = f"meaning-{label}" if path.text.strip() else None
+            path.group = f"meaning-{label}" if path.text.strip() else None
         return grouping
 
 
@@ -566,7 +576,6 @@ class _Search:
                 path.final_score = score
                 path.status = _finish_status(row)
                 path.answer = voted_answer(path.text, cut=path.status in CUT)
-                path.key = canonical_answer(path.answer) if path.answer is not None else None
             emit(
                 self.listeners,
                 StepScored(path.id, path.steps, score, path.mean_score, is_final, self._verifier_name),
