@@ -15,6 +15,7 @@ from uniscale_integrations.bench.samples import SamplePlan, read_records
 from uniscale_integrations.core.cost import CostModel, ModelShape, NominalBudget, SpacePricing
 from uniscale_integrations.core.space import Config, ConfigSpace
 from uniscale_integrations.models import ModelRegistry
+from uniscale_integrations.tts.search import leader_holds
 
 WORK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "samples_v2"
 SPACE = ConfigSpace.grid(("S", "M"), (1, 2), (1, 2, 4, 8), (1,))
@@ -55,6 +56,22 @@ def test_a_vote_is_decided_once_the_open_rows_cannot_overtake_the_leader() -> No
     assert derived.pruned == 3
     assert [p["tokens"] for p in derived.rows] == [10] * 4 + [16] * 3
     assert vote([p for p in derived.rows if p["finish"] != "pruned"]).answer == vote(rows).answer == "5"
+
+
+def test_a_settled_vote_stops_before_it_is_decided() -> None:
+    agreeing = [_path(s, 10, "Answer: 5") for s in range(2)]
+    late = [_path(s, 50, "Answer: 6") for s in range(2, 5)]
+    rows = agreeing + late
+    # two finished rows back 5 and three are open: not decided (1.81 < 3.0), and the leader holds
+    # with probability leader_holds(2, 0, 3) = 1 - B(3, 4) / B(3, 1) = 0.95 (Beta-binomial), so a
+    # bar of 0.9 settles it at the executor's second check and a bar of 0.96 does not
+    assert decided_step(rows) is None
+    assert leader_holds(2, 0, 3) == pytest.approx(0.95)
+    assert decided_step(rows, settle=0.9) == 16
+    assert decided_step(rows, settle=0.96) is None
+    derived = derivation({"paths": rows}, Config("M", cp=8), True, greedy_first=False, settle=0.9)
+    assert derived.pruned == 3
+    assert vote([p for p in derived.rows if p["finish"] != "pruned"]).answer == "5" != vote(rows).answer
 
 
 def test_early_stopping_on_real_samples_never_moves_the_answer_and_never_costs_more(records: list[dict]) -> None:

@@ -14,6 +14,7 @@ from uniscale_integrations.core.verifiers import Verdicts
 from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.tts import STEP_BY_STEP, EarlyStopping, Executor, HFGenerator, vote_decided
 from uniscale_integrations.tts.decoding import DecodeSession
+from uniscale_integrations.tts.search import vote_settled
 
 QUESTION = [{"role": "user", "content": "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left?"}]
 
@@ -184,6 +185,30 @@ def test_a_decided_vote_stops_the_search(generator: HFGenerator) -> None:
     assert vote_decided([p for p in on.paths if p.finished], len(decided) + 2, 0.5) is None
     assert on.answer == off.answer  # exact: the stopped paths could not have changed the winner
     assert on.usage.completion_tokens < off.usage.completion_tokens
+
+
+def test_a_settled_vote_stops_an_unpaused_search(generator: HFGenerator) -> None:
+    question = [{"role": "user", "content": "What is 2 + 3?"}]
+    options = {"max_new_tokens": 96, "temperature": 0.3}
+    events, listener = _recording()
+    settled = EarlyStopping(pause_at_steps=False, settle=0.6)
+    on = _executor(generator, early_stopping=settled, **options).execute(
+        question, Config("S", cp=6), seed=6, listeners=[listener]
+    )
+    off = _executor(generator, early_stopping=EarlyStopping(enabled=False), **options).execute(
+        question, Config("S", cp=6), seed=6
+    )
+    stopped = [e for e in events if isinstance(e, PathPruned)]
+    assert stopped, "the seed must give a leader that settles before every path finishes"
+    assert all(e.reason.startswith(("vote settled", "vote decided")) for e in stopped)
+    assert any(e.reason.startswith("vote settled") for e in stopped)
+    assert not any(isinstance(e, StepScored) and not e.final for e in events)  # no pause, no partial scores
+    finished = [p for p in on.paths if p.finished]
+    assert vote_settled(finished, len(stopped), 0.6) is not None
+    assert [p.text for p in finished] == [p.text for p in off.paths if p.id in {q.id for q in finished}]
+    assert on.usage.completion_tokens < off.usage.completion_tokens
+    with pytest.raises(ValueError, match="settle"):
+        EarlyStopping(settle=0.5)
 
 
 def test_early_stopping_saves_compute_that_shows_in_the_cost(generator: HFGenerator) -> None:

@@ -11,8 +11,10 @@ into the rows, the vote and the usage of any BS = 1 configuration. This module w
   :data:`~uniscale_integrations.tts.search.CHECK_TOKENS` tokens). The rows decode in lockstep,
   so after ``t`` steps the finished rows are those of at most ``t`` tokens; the session stops at
   the first check ``t`` where the open rows, each worth at most ``v_sup`` (a confidence is at
-  most 1), could not overtake the leader. The open rows are
-  cut at ``t`` tokens and the answer cannot differ from the "off" answer.
+  most 1), could not overtake the leader; the open rows are cut at ``t`` tokens and the answer
+  cannot differ from the "off" answer. With ``settle``, the session also stops once the leader
+  holds with that probability (:func:`~uniscale_integrations.tts.search.leader_holds`); then the
+  answer can differ, and the table says how often it did.
 
 Seconds are the record's measured seconds shared out by the share of the session's processed
 tokens the configuration's rows account for (derived, not timed).
@@ -31,7 +33,7 @@ from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableM
 from uniscale_integrations.core.cost import CostModel, ModelShape, SpacePricing
 from uniscale_integrations.core.space import Config
 from uniscale_integrations.tts.decoding import LOOP_MIN_SPAN, repeats_itself
-from uniscale_integrations.tts.search import CHECK_TOKENS
+from uniscale_integrations.tts.search import CHECK_TOKENS, leader_holds
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +50,14 @@ class Derivation:
     pruned: int
 
 
-def decided_step(rows: Sequence[Path], v_sup: float = V_SUP, every: int = CHECK_TOKENS) -> int | None:
+def decided_step(
+    rows: Sequence[Path], v_sup: float = V_SUP, every: int = CHECK_TOKENS, settle: float | None = None
+) -> int | None:
     """The first check, every ``every`` lockstep steps, after which the weighted vote of the
-    finished rows cannot change (as :class:`~uniscale_integrations.tts.search.Executor` checks it
-    with ``EarlyStopping(pause_at_steps=False)``)."""
+    finished rows cannot change, or (with ``settle``) its leader holds with at least that
+    probability (:func:`~uniscale_integrations.tts.search.leader_holds`), as
+    :class:`~uniscale_integrations.tts.search.Executor` checks it with
+    ``EarlyStopping(pause_at_steps=False, settle=settle)``."""
     longest = max(p["tokens"] for p in rows)
     for step in range(every, longest, every):
         finished = [p for p in rows if p["tokens"] <= step]
@@ -62,6 +68,10 @@ def decided_step(rows: Sequence[Path], v_sup: float = V_SUP, every: int = CHECK_
         open_rows = sum(p["tokens"] > step for p in rows)
         if leader > (others[0] if others else 0.0) + open_rows * v_sup:
             return step
+        if settle is not None:
+            counts = sorted(tally(finished, "majority").values(), reverse=True)
+            if leader_holds(int(counts[0]), int(sum(counts[1:])), open_rows) >= settle:
+                return step
     return None
 
 
@@ -99,12 +109,14 @@ def with_loop_stops(records: Sequence[Record], tokenizers: Mapping[str, Any]) ->
     return out
 
 
-def derivation(record: Record, config: Config, early_stopping: bool, *, greedy_first: bool) -> Derivation:
+def derivation(
+    record: Record, config: Config, early_stopping: bool, *, greedy_first: bool, settle: float | None = None
+) -> Derivation:
     """The rows ``config`` decodes on ``record``'s question (see the module docstring)."""
     rows = rows_of(record, config.qp, config.cp, greedy_first=greedy_first)
     if not early_stopping or len(rows) == 1:
         return Derivation(rows, 0)
-    step = decided_step(rows)
+    step = decided_step(rows, settle=settle)
     if step is None:
         return Derivation(rows, 0)
     cut = [p if p["tokens"] <= step else {**p, "tokens": step, "finish": "pruned"} for p in rows]
@@ -120,9 +132,10 @@ def outcome_row(
     cost_model: CostModel,
     pricing: SpacePricing,
     greedy_first: bool,
+    settle: float | None = None,
 ) -> OutcomeRow:
     """One (question, config, early stopping) outcome of the table."""
-    derived = derivation(record, config, early_stopping, greedy_first=greedy_first)
+    derived = derivation(record, config, early_stopping, greedy_first=greedy_first, settle=settle)
     voters = [p for p in derived.rows if p["finish"] != "pruned"]
     pooled = vote(voters)
     usage = derived_usage(record["prompt_tokens"], [(p["variant"], p["tokens"]) for p in derived.rows])
@@ -156,6 +169,7 @@ def derived_table(
     action_features: Sequence[Sequence[float]],
     greedy_first: bool,
     settings: Mapping[str, Any],
+    settle: float | None = None,
 ) -> tuple[TableMeta, list[QuestionRow], list[OutcomeRow]]:
     """The table's meta, questions and outcomes from ``records`` (one per question and model).
 
@@ -189,12 +203,13 @@ def derived_table(
                         cost_model=cost_model,
                         pricing=pricing,
                         greedy_first=greedy_first,
+                        settle=settle,
                     )
                 )
     meta = TableMeta(
         configs=tuple(str(c) for c in configs),
         action_features=tuple(tuple(float(v) for v in row) for row in action_features),
         early_stopping=(True, False),
-        settings={**settings, "questions": len(kept)},
+        settings={**settings, "questions": len(kept), "settle": settle},
     )
     return meta, kept, outcomes

@@ -111,6 +111,7 @@ def table_engine(table: OutcomeTable, *, mode: Mode = "cost-sensitive", alpha: f
         greedy_first=bool(settings.get("greedy_first", True)),
         stop_on_loop=bool(settings.get("loop_stop", True)),
         max_new_tokens=settings.get("cap"),
+        settle=settings.get("settle"),
         nominal_budget=NominalBudget(**budget) if isinstance(budget, Mapping) else None,
         mode=mode,
         alpha=alpha,

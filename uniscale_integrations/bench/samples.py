@@ -123,6 +123,7 @@ class SamplePlan:
         stop_on_loop: bool = True,
         max_new_tokens: int | None = None,
         nominal_budget: NominalBudget | None = None,
+        settle: float | None = None,
         **kwargs: Any,
     ) -> UniScale:
         """The engine whose live runs decode the rows a table derived from this plan replays.
@@ -132,7 +133,8 @@ class SamplePlan:
         the record's greedy path and first ``k - 1`` samples (or its first ``k`` samples without
         ``greedy_first``). Early stopping is the vote-decided rule checked without pauses, as
         :mod:`~uniscale_integrations.bench.derived_table` replays it. ``max_new_tokens`` is the
-        cap the table was raised to (:mod:`~uniscale_integrations.bench.extend`), if it was.
+        cap the table was raised to (:mod:`~uniscale_integrations.bench.extend`), if it was;
+        ``settle`` the early-stopping rule's (:class:`~uniscale_integrations.tts.search.EarlyStopping`).
         ``configs`` must form a grid over these models; ``kwargs`` go to
         :meth:`UniScale.from_defaults` (mode, alpha, ...).
         """
@@ -157,7 +159,7 @@ class SamplePlan:
             stop_at_answer=True,
             stop_on_loop=stop_on_loop,
             instruction=REASON_THEN_ANSWER,
-            early_stopping=EarlyStopping(enabled=early_stopping, v_sup=1.0, pause_at_steps=False),
+            early_stopping=EarlyStopping(enabled=early_stopping, v_sup=1.0, pause_at_steps=False, settle=settle),
             nominal_budget=nominal_budget or NominalBudget(new_tokens=cap),
             **kwargs,
         )

@@ -39,7 +39,7 @@ import logging
 import math
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -99,12 +99,18 @@ class EarlyStopping:
     bound_paths: bool = True
     decided_vote: bool = True
     pause_at_steps: bool = True
+    settle: float | None = None
+    """With ``decided_vote``, also stop once the leading answer would hold with at least this
+    probability had every open path voted too (:func:`leader_holds`); ``None``: only once it is
+    certain. Chosen on table v2's tuning split (see docs/bench.md)."""
 
     def __post_init__(self) -> None:
         if self.h_max < 1:
             raise ValueError(f"h_max must be >= 1, got {self.h_max}")
         if self.v_sup is not None and not 0.0 <= self.v_sup <= 1.0:
             raise ValueError(f"v_sup must lie in [0, 1], got {self.v_sup}")
+        if self.settle is not None and not 0.5 < self.settle < 1.0:
+            raise ValueError(f"settle must lie in (0.5, 1), got {self.settle}")
 
     def bound(self, step: int, mean_score: float, v_sup: float) -> float:
         """The best mean score a path at ``step`` with ``mean_score`` could still reach."""
@@ -246,6 +252,49 @@ def vote_decided(
     reach = open_beams * (v_sup if method == "weighted_vote" else 1.0)
     if leader > runner_up + reach:
         return f"vote decided: leader {leader:.3f} > runner-up {runner_up:.3f} + {open_beams} open beams ({reach:.3f})"
+    return None
+
+
+def leader_holds(leader: int, others: int, open_paths: int) -> float:
+    """The probability that the leading answer, backed by ``leader`` of the finished paths against
+    ``others`` behind other answers, still has more votes than all of those together once
+    ``open_paths`` more paths have voted.
+
+    Each open path backs the leader with an unknown probability whose posterior, after the
+    finished votes and a uniform prior, is Beta(leader + 1, others + 1); the open votes are
+    then Beta-binomial. This is the Beta stopping rule of Adaptive-Consistency (Aggarwal et al.,
+    EMNLP 2023) with the number of open paths known, as it is in one batched search. Written by
+    hand: a dozen lines of log-gamma arithmetic, where SciPy would be a dependency for one pmf.
+
+    >>> round(leader_holds(4, 0, 4), 3), round(leader_holds(2, 1, 5), 3), leader_holds(3, 0, 0)
+    (0.992, 0.643, 1.0)
+    """
+    a, b, n = leader + 1, others + 1, open_paths
+    log_beta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    holds = 0.0
+    for x in range(n + 1):
+        if leader + x > others + n - x:
+            log_pmf = (
+                math.lgamma(n + 1)
+                - math.lgamma(x + 1)
+                - math.lgamma(n - x + 1)
+                + math.lgamma(x + a)
+                + math.lgamma(n - x + b)
+                - math.lgamma(n + a + b)
+                - log_beta
+            )
+            holds += math.exp(log_pmf)
+    return min(1.0, holds)
+
+
+def vote_settled(paths: Sequence[PathTrace], open_paths: int, settle: float) -> str | None:
+    """Why the leading answer is taken as settled (:func:`leader_holds` >= ``settle``), or ``None``."""
+    counts = sorted(Counter(p.key for p in paths if p.finished and p.key is not None).values(), reverse=True)
+    if not counts:
+        return None
+    chance = leader_holds(counts[0], sum(counts[1:]), open_paths)
+    if chance >= settle:
+        return f"vote settled: the leader holds with probability {chance:.3f} over {open_paths} open paths"
     return None
 
 
@@ -516,6 +565,8 @@ class _Search:
             if running and self.stopping.decided_vote and self.vote_known:
                 v_sup = self.stopping.v_sup if self.stopping.v_sup is not None else self.best_step_score
                 decided = vote_decided(self.paths, len(running), v_sup, self.executor.aggregation)
+                if decided is None and self.stopping.settle is not None:
+                    decided = vote_settled(self.paths, len(running), self.stopping.settle)
                 if decided is not None:
                     for i in running:
                         self._prune(rows[i], "pruned", decided)
