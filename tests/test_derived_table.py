@@ -131,9 +131,14 @@ def test_a_row_that_loops_ends_where_the_loop_stop_would_end_it() -> None:
     from uniscale_integrations.bench.derived_table import loop_stop, with_loop_stops
     from uniscale_integrations.models import load_tokenizer
 
-    assert loop_stop([1, 2, 3, 4] + [5, 6] * 30) == 4 + 48
-    assert loop_stop(list(range(200))) is None
     tokenizer = load_tokenizer(ModelRegistry.default()["S"])
+    assert loop_stop([1, 2, 3, 4] + [5, 6] * 30, tokenizer) == 4 + 48
+    assert loop_stop(list(range(200)), tokenizer) is None
+    counting = "".join(f"{i}. Check the solution: 68*r + 62 = 3394 - 68*r\n" for i in range(1, 30))
+    ids = tokenizer(counting, add_special_tokens=False)["input_ids"]
+    end = loop_stop(ids, tokenizer)  # the numbers change, so only the repeated lines stop it
+    assert end is not None
+    assert tokenizer.decode(ids[:end]).count("\n") == 6
     looping = "First, 1974 - 2026 = " + "1974 - 2026 = " * 40
     ids = tokenizer(looping, add_special_tokens=False)["input_ids"]
     fine = "So 3 + 4 = 7.\nAnswer: 7"

@@ -32,7 +32,7 @@ from uniscale_integrations.bench.derive import Path, Record, derived_usage, rows
 from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta
 from uniscale_integrations.core.cost import CostModel, ModelShape, SpacePricing
 from uniscale_integrations.core.space import Config
-from uniscale_integrations.tts.decoding import LOOP_MIN_SPAN, repeats_itself
+from uniscale_integrations.tts.decoding import ends_in_loop
 from uniscale_integrations.tts.search import CHECK_TOKENS, leader_holds
 
 logger = logging.getLogger(__name__)
@@ -75,10 +75,10 @@ def decided_step(
     return None
 
 
-def loop_stop(token_ids: Sequence[int]) -> int | None:
+def loop_stop(token_ids: Sequence[int], tokenizer: Any) -> int | None:
     """The token count at which ``SamplingParams(stop_on_loop=True)`` would have ended this row."""
-    for end in range(LOOP_MIN_SPAN, len(token_ids) + 1):
-        if repeats_itself(token_ids[:end]):
+    for end in range(1, len(token_ids) + 1):
+        if ends_in_loop(token_ids[:end], tokenizer):
             return end
     return None
 
@@ -97,7 +97,7 @@ def with_loop_stops(records: Sequence[Record], tokenizers: Mapping[str, Any]) ->
         paths = []
         for path in record["paths"]:
             ids = tokenizer(path["text"], add_special_tokens=False)["input_ids"]
-            end = loop_stop(ids[: path["tokens"]])
+            end = loop_stop(ids[: path["tokens"]], tokenizer)
             if end is None or end >= path["tokens"]:
                 paths.append(path)
                 continue

@@ -83,7 +83,7 @@ def capped_rows(records: Sequence[Record], tokenizers: Mapping[str, Any]) -> Ite
             if path["finish"] != "length":
                 continue
             ids = tokenizers[record["model"]](path["text"], add_special_tokens=False)["input_ids"]
-            if loop_stop(ids[: path["tokens"]]) is None:
+            if loop_stop(ids[: path["tokens"]], tokenizers[record["model"]]) is None:
                 yield record, path
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import re
 import threading
 import weakref
 from collections.abc import Sequence
@@ -71,6 +72,13 @@ ANSWER_WINDOW = 48
 LOOP_MAX_PERIOD = 64
 LOOP_MIN_SPAN = 48
 LOOP_MIN_REPEATS = 3
+LOOP_LINE_PERIOD = 4
+"""The most lines in a block that :func:`lines_repeat` looks for."""
+LOOP_LINE_REPEATS = 6
+"""How many times in a row a block of lines must come back (numbers aside) to count as a loop."""
+LOOP_LINE_WINDOW = 512
+"""Tokens decoded to look for repeated lines (enough for 24 lines of ~20 tokens)."""
+_DIGITS = re.compile(r"\d+")
 
 
 def repeats_itself(ids: Sequence[int]) -> bool:
@@ -94,6 +102,44 @@ def repeats_itself(ids: Sequence[int]) -> bool:
         if all(tail[i] == tail[i + period] for i in range(span - period)):
             return True
     return False
+
+
+def lines_repeat(text: str) -> bool:
+    """Whether the last complete lines of ``text`` are one block of at most
+    :data:`LOOP_LINE_PERIOD` lines written :data:`LOOP_LINE_REPEATS` times in a row, numbers
+    aside: a row counting on without end ("27. Check: 68*r = 3394", "28. Check: 68*r = 3394",
+    ...), which :func:`repeats_itself` misses because the numbers change. Blank lines are
+    skipped; lines of fewer than 8 characters once numbers are masked never make a block.
+
+    >>> lines_repeat("".join(f"{i}. She used {i} + 1 = {i + 1} spoons.\\n" for i in range(6)))
+    True
+    >>> lines_repeat("".join(f"{i}. She used {i} + 1 = {i + 1} spoons.\\n" for i in range(5)))
+    False
+    >>> lines_repeat("12 + 5 = 17\\n17 + 8 = 25\\n25 + 3 = 28\\n28 + 9 = 37\\nAnswer: 37\\n")
+    False
+    """
+    lines = [masked for line in text.split("\n")[:-1] if (masked := _DIGITS.sub("#", line).strip())]
+    for period in range(1, LOOP_LINE_PERIOD + 1):
+        need = period * LOOP_LINE_REPEATS
+        if len(lines) < need:
+            break
+        tail = lines[-need:]
+        if all(len(line) >= 8 for line in tail[:period]) and all(
+            tail[i] == tail[i + period] for i in range(need - period)
+        ):
+            return True
+    return False
+
+
+def ends_in_loop(ids: Sequence[int], tokenizer: Any) -> bool:
+    """Whether a row that just sampled ``ids[-1]`` is in a loop (``SamplingParams.stop_on_loop``):
+    its tail repeats itself (:func:`repeats_itself`), or the line it just ended closes a run of
+    repeated lines (:func:`lines_repeat`)."""
+    if repeats_itself(ids):
+        return True
+    if "\n" not in _decode(tokenizer, ids[-1:]):
+        return False
+    return lines_repeat(_decode(tokenizer, ids[-LOOP_LINE_WINDOW:]))
 
 
 TOP_P_CANDIDATES = 64
@@ -355,7 +401,7 @@ class DecodeSession:
         if len(row.token_ids) >= self.params.max_new_tokens:
             row.status, row.finish_reason = "finished", "length"
             return
-        if self.params.stop_on_loop and repeats_itself(row.token_ids):
+        if self.params.stop_on_loop and ends_in_loop(row.token_ids, self.tokenizer):
             row.status, row.finish_reason = "finished", "loop"
             return
         if self.step_delimiter:
