@@ -38,10 +38,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("tune", "test", "all"), default="tune")
     parser.add_argument("--cap", type=int, default=768)
+    parser.add_argument(
+        "--work", type=Path, action="append", help="a work directory (repeatable; default: every samples_v2*)"
+    )
     parser.add_argument("--report-only", action="store_true", help="report on the scores collected so far")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    samples = load_sample_set(WORKS, cap=args.cap, split=args.split)
+    samples = load_sample_set(args.work or WORKS, cap=args.cap, split=args.split)
     records = [r for r in samples.records if r["model"] == "S"]
     judge = LMLikelihoodVerifier(load_model(ModelRegistry.default()["M"], device="cpu"), CostModel())
     scores = _collect(records, judge, collect=not args.report_only)

@@ -34,9 +34,12 @@ UNCHANGED_GOAL = 0.98
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cap", type=int, default=768)
+    parser.add_argument(
+        "--work", type=Path, action="append", help="a work directory (repeatable; default: every samples_v2*)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    samples = load_sample_set(WORKS, cap=args.cap)
+    samples = load_sample_set(args.work or WORKS, cap=args.cap)
     registry = ModelRegistry.default()
     shapes = {m: ModelShape.of(registry[m]) for m in samples.plan.models}
     configs = [c for c in ConfigSpace.grid(samples.plan.models, (1, 2), (1, 2, 4, 8), (1,)) if c.paths > 1]
