@@ -11,7 +11,9 @@ on more than ``--min-best`` of its questions (default 0: on any). A tier no conf
 right teaches nothing but "spend least", which the others teach too. Candidate 0 of a CP group is
 the greedy path (``--sampled-first`` for all sampled): it won on the tuning split. A row that falls
 into a loop ends there, as ``SamplingParams(stop_on_loop=True)`` ends it (``--no-loop-stop`` to let
-it run to the cap): on the tuning split no accuracy moved and S saved 4-10% of its tokens. Rows
+it run to the cap): on the tuning split no accuracy moved and S saved 4-10% of its tokens. Early
+stopping "on" also stops once the leader settles with probability ``--settle`` (0.9, chosen on the
+tuning split by ``benchmarks/early_stopping_v2.py``). Rows
 that reached the collection's 384-token cap are continued to ``--cap`` (default 768,
 :mod:`uniscale_integrations.bench.extend`), so the table is what a 768-token cap decodes.
 """
@@ -47,9 +49,13 @@ def main() -> None:
     parser.add_argument("--sampled-first", action="store_true", help="candidate 0 of a CP group is sampled too")
     parser.add_argument("--no-loop-stop", action="store_true", help="let rows that loop run to the cap")
     parser.add_argument("--cap", type=int, default=768, help="the token cap capped rows were continued to")
+    parser.add_argument(
+        "--settle", type=float, default=0.9, help="early stopping's settle bar (0 for the exact rule alone)"
+    )
     args = parser.parse_args()
     greedy_first = not args.sampled_first
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settle = args.settle or None
     samples = load_sample_set(args.work or WORKS, cap=args.cap, loop_stop=not args.no_loop_stop)
     plan, questions, records = samples.plan, samples.questions, samples.records
     configs = list(ConfigSpace.grid(plan.models, (1, 2), (1, 2, 4, 8), (1,)))
@@ -67,6 +73,7 @@ def main() -> None:
         stop_on_loop=samples.loop_stop,
         max_new_tokens=samples.cap,
         nominal_budget=budget,
+        settle=settle,
     )
     texts = {r["question"]: r["text"] for r in records}
     contexts = {q: engine.features(text).context.tolist() for q, text in texts.items()}
@@ -82,6 +89,7 @@ def main() -> None:
         contexts=contexts,
         action_features=probe.actions.tolist(),
         greedy_first=greedy_first,
+        settle=settle,
         settings={
             "plan": plan.as_dict(),
             "plans": [p.as_dict() for p in samples.plans],

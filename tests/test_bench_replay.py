@@ -21,6 +21,7 @@ from uniscale_integrations.bench.replay import (
     tts_arms,
     uniscale,
 )
+from uniscale_integrations.bench.report import summary_markdown
 from uniscale_integrations.bench.synthetic import synthetic_table
 from uniscale_integrations.core.bandit import LinUCB
 from uniscale_integrations.core.reward import RewardWeights
@@ -118,12 +119,15 @@ def test_replay_is_deterministic_per_seed_and_seeds_differ() -> None:
     assert other.streams[4].tolist() != first.streams[3].tolist()
 
 
-def test_stream_is_a_permutation_or_draws_with_replacement() -> None:
+def test_stream_is_a_permutation_or_shuffled_passes_over_every_question() -> None:
     assert sorted(stream(7, 7, seed=1).tolist()) == list(range(7))
     assert len(set(stream(7, 4, seed=1).tolist())) == 4
     long = stream(7, 500, seed=1)
     assert long.size == 500
-    assert set(long.tolist()) == set(range(7))
+    assert sorted(set(np.bincount(long, minlength=7).tolist())) == [71, 72]  # as even as 500 / 7 allows
+    for start in range(0, 497, 7):
+        assert sorted(long[start : start + 7].tolist()) == list(range(7))  # each pass is a permutation
+    assert stream(7, 500, seed=2).tolist() != long.tolist()
     with pytest.raises(ValueError, match="positive"):
         stream(0, 5, seed=1)
 
@@ -199,5 +203,7 @@ def test_evaluate_reports_every_goal_on_a_synthetic_table() -> None:
         assert mode.early_stopping, "the synthetic table has outcomes without early stopping"
     metrics = results.frontier["metrics"]
     assert metrics["Oracle"]["aiq"][0] >= metrics["UniScale"]["aiq"][0]
-    assert results.info["with_replacement"]
-    assert results.info["distinct_per_stream"] == results.info["test_questions"]
+    length, questions = results.info["length"], results.info["test_questions"]
+    assert length > questions
+    recurs = f"each {length // questions} or {length // questions + 1} times per stream"
+    assert f"in shuffled passes over the {questions} distinct test questions ({recurs})" in summary_markdown(results)

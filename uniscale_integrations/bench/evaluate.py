@@ -455,8 +455,6 @@ def _info(
         "early_stopping_off_questions": int(test.coverage.get(False, np.zeros(0, dtype=bool)).sum()),
         "seeds": list(settings.seeds),
         "length": settings.length,
-        "distinct_per_stream": min(settings.length, test.n_questions),
-        "with_replacement": settings.length > test.n_questions,
         "table_settings": dict(table.meta.settings),
     }
 

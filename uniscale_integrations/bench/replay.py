@@ -1,7 +1,7 @@
 """Replay: the real policies of :mod:`uniscale_integrations.core.policies`, online, over an outcome table.
 
-Each seed draws one shuffled stream of the table's questions (with replacement when the
-stream is longer than the table) and every policy sees that same stream: at each step it
+Each seed draws one shuffled stream of the table's questions (shuffled passes over all of
+them when the stream is longer than the table) and every policy sees that same stream: at each step it
 chooses a configuration from the question's joint features (the context vector the engine's
 encoder gave the question at collection, cached in the table, times the configurations'
 features), receives the reward the table holds for that choice, and updates. Nothing is
@@ -109,19 +109,20 @@ class Replay:
 
 
 def stream(n_questions: int, length: int, seed: int) -> IntArray:
-    """A shuffled stream of question indices: a permutation, or draws with replacement when longer.
+    """A shuffled stream of question indices: shuffled passes over every question, one after the
+    other, so that in a stream longer than the table each question recurs as evenly as it can
+    (1,000 queries over 240 questions: each 4 or 5 times), and a shorter one is a permutation's head.
 
     >>> sorted(stream(5, 5, seed=0).tolist())
     [0, 1, 2, 3, 4]
-    >>> stream(5, 12, seed=0).size
-    12
+    >>> sorted(np.bincount(stream(5, 12, seed=0)).tolist())
+    [2, 2, 2, 3, 3]
     """
     if n_questions < 1 or length < 1:
         raise ValueError(f"need questions and a positive length, got {n_questions} and {length}")
     rng = np.random.default_rng([seed, 2026])
-    if length <= n_questions:
-        return rng.permutation(n_questions)[:length].astype(np.int64)
-    return rng.integers(n_questions, size=length).astype(np.int64)
+    passes = -(-length // n_questions)
+    return np.concatenate([rng.permutation(n_questions) for _ in range(passes)])[:length].astype(np.int64)
 
 
 def run_policy(

@@ -136,6 +136,12 @@ def _goal_note(goal: dict[str, Any]) -> str:
     return ""
 
 
+def _recurrence(length: int, questions: int) -> str:
+    low, high = length // questions, -(-length // questions)
+    times = f"{low} or {high} times" if low != high else f"{low} time{'s' if low != 1 else ''}"
+    return times if low else "at most once"
+
+
 def summary_markdown(results: BenchResults, *, command: str | None = None, plots: bool = True) -> str:
     info = results.info
     settings = info["table_settings"]
@@ -144,7 +150,8 @@ def summary_markdown(results: BenchResults, *, command: str | None = None, plots
     if command:
         lines += [f"Command: `{command}`", ""]
     source = (
-        f"{plan.get('style', '?')} answers, {plan.get('max_new_tokens', '?')} new tokens per path"
+        f"{plan.get('style', 'reasoned')} answers, "
+        f"{settings.get('cap', plan.get('max_new_tokens', '?'))} new tokens per path"
         if plan
         else "synthetic outcomes"
         if settings.get("synthetic")
@@ -155,10 +162,9 @@ def summary_markdown(results: BenchResults, *, command: str | None = None, plots
         f"({info['tune_questions']} tuning, {info['test_questions']} test) "
         f"over {len(info['tiers'])} tiers ({', '.join(info['tiers'])}) x {len(info['configs'])} configs "
         f"({', '.join(info['configs'])}); {source}. "
-        f"Replay: {len(info['seeds'])} seeds x {info['length']} queries per stream, drawn "
-        f"{'with replacement' if info['with_replacement'] else 'without replacement'} from the "
-        f"{info['test_questions']} distinct test questions "
-        f"(at most {info['distinct_per_stream']} distinct per stream). "
+        f"Replay: {len(info['seeds'])} seeds x {info['length']} queries per stream, in shuffled passes over "
+        f"the {info['test_questions']} distinct test questions "
+        f"(each {_recurrence(info['length'], info['test_questions'])} per stream). "
         "Mean ± sd over seeds.",
         "",
     ]
