@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from uniscale_integrations.bench.data import question_seed
 from uniscale_integrations.bench.derive import rescored, rows_of, vote
 from uniscale_integrations.bench.derived_table import decided_step, derivation, derived_table
 from uniscale_integrations.bench.outcomes import load_table, save_table
@@ -157,3 +158,23 @@ def test_a_row_that_loops_ends_where_the_loop_stop_would_end_it() -> None:
     assert looping.startswith(cut["text"])
     assert cut["logprob"] == pytest.approx(-1.0 / 5 * cut["tokens"])
     assert vote([cut, kept]).answer == "7"
+
+
+def test_the_tables_engine_decodes_the_rows_the_table_derives(records: list[dict]) -> None:
+    """A live run with the table's settings and the question's seed samples the recorded rows: the
+    greedy path and the first samples of each variant (rows of under 300 tokens, S, early stopping off)."""
+    engine = SamplePlan().engine(list(SPACE), early_stopping=False, max_new_tokens=768)
+    assert engine.executor.meaning is None  # the reasoned style votes on stated answers
+    short = [
+        r for r in records if r["model"] == "S" and max(p["tokens"] for p in rows_of(r, 2, 4, greedy_first=True)) < 300
+    ][:2]
+    assert short
+    for record in short:
+        execution = engine.executor.execute(
+            [{"role": "user", "content": record["text"]}],
+            Config("S", qp=2, cp=4),
+            seed=question_seed(record["question"]),
+        )
+        live = sorted((p.variant, p.text) for p in execution.paths)
+        derived = sorted((p["variant"], p["text"]) for p in rows_of(record, 2, 4, greedy_first=True))
+        assert live == derived

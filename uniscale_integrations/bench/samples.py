@@ -128,7 +128,8 @@ class SamplePlan:
     ) -> UniScale:
         """The engine whose live runs decode the rows a table derived from this plan replays.
 
-        Same prompts (:data:`~uniscale_integrations.tts.search.REASON_THEN_ANSWER`), sampling,
+        Same prompts (the ``"reasoned"`` style: :data:`~uniscale_integrations.tts.styles.REASON_THEN_ANSWER`,
+        stop at the answer line, votes on stated answers), sampling,
         token cap and stops; with the question's :func:`question_seed` a live CP = k run samples
         the record's greedy path and first ``k - 1`` samples (or its first ``k`` samples without
         ``greedy_first``). Early stopping is the vote-decided rule checked without pauses, as
@@ -140,7 +141,6 @@ class SamplePlan:
         """
         from uniscale_integrations.core.engine import UniScale
         from uniscale_integrations.tts.search import EarlyStopping
-        from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
         settings = {self.sampling[m] for m in self.models}
         if len(settings) != 1:
@@ -152,13 +152,12 @@ class SamplePlan:
             qp=sorted({c.qp for c in configs}),
             cp=sorted({c.cp for c in configs}),
             bs=sorted({c.bs for c in configs}),
+            style="reasoned",
             max_new_tokens=cap,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             greedy_first=greedy_first,
-            stop_at_answer=True,
             stop_on_loop=stop_on_loop,
-            instruction=REASON_THEN_ANSWER,
             early_stopping=EarlyStopping(enabled=early_stopping, v_sup=1.0, pause_at_steps=False, settle=settle),
             nominal_budget=nominal_budget or NominalBudget(new_tokens=cap),
             **kwargs,
