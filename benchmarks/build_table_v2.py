@@ -23,9 +23,10 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
-from uniscale_integrations.bench.derive import vote
+from uniscale_integrations.bench.derive import pass_at, rows_of, vote
 from uniscale_integrations.bench.derived_table import derivation, derived_table
 from uniscale_integrations.bench.outcomes import save_table
 from uniscale_integrations.bench.sample_set import load_sample_set
@@ -108,8 +109,25 @@ def main() -> None:
             "seed": "every question samples with seed crc32(question id)",
         },
     )
+    settings = dict(meta.settings)
+    settings["pass_at_k"] = _pass_at_k([r for r in records if r["split"] == "test"], configs, greedy_first)
+    meta = replace(meta, settings=settings)
     save_table(args.out, meta, rows, outcomes)
     logging.info("wrote %s: %d questions in %d tiers", args.out, len(rows), len(tiers))
+
+
+def _pass_at_k(records: list[dict], configs: list, greedy_first: bool) -> dict[str, dict[str, float]]:
+    """Per tier (and over all), the share of questions on which some row of each configuration is right."""
+    tiers = sorted({r["tier"] for r in records})
+    out: dict[str, dict[str, float]] = {}
+    for tier in [*tiers, "all"]:
+        chosen = [r for r in records if tier in ("all", r["tier"])]
+        out[tier] = {}
+        for config in configs:
+            held = [r for r in chosen if r["model"] == config.model]
+            hits = [pass_at(rows_of(r, config.qp, config.cp, greedy_first=greedy_first)) for r in held]
+            out[tier][str(config)] = round(sum(hits) / len(hits), 4) if hits else 0.0
+    return out
 
 
 def _best_accuracy(records: list[dict], configs: list, greedy_first: bool) -> dict[str, float]:

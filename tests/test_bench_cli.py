@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from uniscale_integrations.bench.command import default_table_path
 from uniscale_integrations.bench.outcomes import load_table
 from uniscale_integrations.bench.synthetic import write_synthetic_table
@@ -59,13 +61,20 @@ def test_bench_rejects_a_broken_table_with_a_clear_message(tmp_path: Path) -> No
 
 def test_the_shipped_default_table_is_small_complete_and_replays(tmp_path: Path) -> None:
     path = default_table_path()
+    assert path.name == "v2.jsonl.gz"
     assert path.stat().st_size < 5 * 1024 * 1024
     table = load_table(path)
-    assert table.subset("tune").n_questions > 0
-    assert table.subset("test").n_questions >= 20
+    assert table.subset("tune").n_questions >= 60
+    assert table.subset("test").n_questions >= 240
+    assert len(table.tiers) >= 8
     assert {c.model for c in table.configs} == {"S", "M"}
-    assert table.coverage[False].any(), "the default table holds runs without early stopping"
-    assert table.meta.settings["plan"]["style"] == "step-by-step"
+    assert len(table.configs) == 16
+    assert table.coverage[False].all(), "every v2 outcome is derived with early stopping off as well"
+    assert table.meta.settings["cap"] == 768
+    v1 = load_table(default_table_path("v1"))
+    assert v1.meta.settings["plan"]["style"] == "step-by-step"
+    with pytest.raises(ValueError, match="no shipped table"):
+        default_table_path("v3")
     done = _uniscale("bench", "--out", str(tmp_path / "out"), "--seeds", "1", "--queries", "100", "--no-plots",
                      "--quiet")  # fmt: skip
     assert done.returncode == 0, done.stderr

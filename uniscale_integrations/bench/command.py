@@ -22,9 +22,16 @@ DEFAULT_OUT = Path("runs") / "bench"
 DEFAULT_WORK = DEFAULT_OUT / "collect" / "work.jsonl"
 
 
-def default_table_path() -> Path:
-    """The outcome table shipped with the package (made by ``uniscale bench --collect``)."""
-    return Path(str(resources.files("uniscale_integrations.bench") / "tables" / "default.jsonl.gz"))
+SHIPPED_TABLES = {"v2": "v2.jsonl.gz", "v1": "v1.jsonl.gz"}
+"""The outcome tables shipped with the package: v2 (the default, derived from samples by
+``benchmarks/build_table_v2.py``) and v1 (40 questions, made by ``uniscale bench --collect``)."""
+
+
+def default_table_path(version: str = "v2") -> Path:
+    """A shipped outcome table (default: v2)."""
+    if version not in SHIPPED_TABLES:
+        raise ValueError(f"no shipped table {version!r}; choose from {', '.join(SHIPPED_TABLES)}")
+    return Path(str(resources.files("uniscale_integrations.bench") / "tables" / SHIPPED_TABLES[version]))
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -45,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     collect = parser.add_argument_group("collection (--collect): real models, resumable")
     collect.add_argument("--collect", action="store_true", help="collect the outcome table first, then replay it")
     collect.add_argument("--work", type=Path, default=DEFAULT_WORK, help="collection work file (resumes from it)")
-    collect.add_argument("--table-out", type=Path, help="where the collected table goes (default: the shipped table)")
+    collect.add_argument(
+        "--table-out", type=Path, help="where the collected table goes (default: table.jsonl.gz beside --work)"
+    )
     collect.add_argument("--questions", type=int, help="questions in the stream (default 40)")
     collect.add_argument("--models", help="comma-separated ladder rungs (default S,M)")
     collect.add_argument("--qp", type=_ints, help="question variants, e.g. 1,2 (default 1)")
@@ -100,7 +109,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         plan = _plan(args)
         print(f"collecting {plan} into {args.work} (resumable)")
         collect(plan, args.work, progress=not args.quiet)
-        table_path = args.table_out or args.table or default_table_path()
+        table_path = args.table_out or args.table or args.work.with_name("table.jsonl.gz")
         build_table(args.work, table_path)
         print(f"wrote the outcome table {table_path}")
     table = load_table(table_path)

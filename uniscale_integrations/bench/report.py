@@ -294,4 +294,21 @@ def _tiers_markdown(results: BenchResults) -> list[str]:
     total = max(1, sum(r["questions"] for r in results.tiers))
     eflops = " | ".join(f"{sum(r['eflops'][c] * r['questions'] for r in results.tiers) / total:.3g}" for c in configs)
     lines += [f"| mean eFLOPs | | {eflops} | |", ""]
+    settings = results.info["table_settings"]
+    pass_at_k = settings.get("pass_at_k")
+    if pass_at_k:
+        lines += [
+            "pass@k per tier and config (test split): the share of questions on which some path of the config is "
+            "right (what a perfect verifier could pick), from the table's samples:",
+            "",
+            "| tier | " + " | ".join(configs) + " |",
+            "|---|" + "---|" * len(configs),
+        ]
+        for tier, shares in pass_at_k.items():
+            lines.append(
+                f"| {tier} | " + " | ".join(f"{shares[c]:.2f}" if c in shares else "-" for c in configs) + " |"
+            )
+        lines.append("")
+    if "derived" in settings:
+        lines += [f"How the outcomes were made: {settings['derived']}.", ""]
     return lines
