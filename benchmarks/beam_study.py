@@ -25,7 +25,7 @@ from uniscale_integrations.bench.command import default_table_path
 from uniscale_integrations.bench.data import question_seed
 from uniscale_integrations.bench.outcomes import OutcomeTable, QuestionRow, load_table
 from uniscale_integrations.bench.samples import SamplePlan
-from uniscale_integrations.core.space import Config, ConfigSpace
+from uniscale_integrations.features.space import Config, ConfigSpace
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "results" / "beam_study.jsonl"

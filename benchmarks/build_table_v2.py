@@ -29,9 +29,9 @@ from uniscale_integrations.bench.derive import vote
 from uniscale_integrations.bench.derived_table import derivation, derived_table
 from uniscale_integrations.bench.outcomes import save_table
 from uniscale_integrations.bench.sample_set import load_sample_set
-from uniscale_integrations.core.cost import ModelShape, NominalBudget
-from uniscale_integrations.core.space import ConfigSpace
-from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
+from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
+from uniscale_integrations.features.space import ConfigSpace
+from uniscale_integrations.reward.cost import ModelShape, NominalBudget
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))

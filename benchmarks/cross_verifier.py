@@ -4,7 +4,7 @@
     python benchmarks/cross_verifier.py --split tune --report-only
 
 S's candidates (the greedy path and 8 samples per variant, raised to the 768-token cap) are
-scored once by M's log-likelihood (:class:`~uniscale_integrations.core.verifiers.LMLikelihoodVerifier`,
+scored once by M's log-likelihood (:class:`~uniscale_integrations.executor.verifiers.LMLikelihoodVerifier`,
 what ``UniScale.from_defaults(verifier="cross-model")`` does for S); each S configuration with
 CP > 1 then pools its rows three ways: weighted by the path's own confidence (the default),
 by plain majority, and weighted by M's score. M's work is priced as the verifier prices it (one
@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from uniscale_integrations.bench.derive import derived_usage, rows_of, vote
 from uniscale_integrations.bench.sample_set import load_sample_set
-from uniscale_integrations.core.cost import CostModel, ModelShape, Usage
-from uniscale_integrations.core.verifiers import LMLikelihoodVerifier
+from uniscale_integrations.executor.verifiers import LMLikelihoodVerifier
 from uniscale_integrations.models import ModelRegistry, load_model
+from uniscale_integrations.reward.cost import CostModel, ModelShape, Usage
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))

@@ -18,8 +18,8 @@ from _results import write_section
 
 from uniscale_integrations.bench.derive import Vote, derived_usage, pass_at, rows_of, vote
 from uniscale_integrations.bench.sample_set import SampleSet, load_sample_set
-from uniscale_integrations.core.cost import CostModel, ModelShape
 from uniscale_integrations.models import ModelRegistry
+from uniscale_integrations.reward.cost import CostModel, ModelShape
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))

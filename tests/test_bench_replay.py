@@ -23,9 +23,9 @@ from uniscale_integrations.bench.replay import (
 )
 from uniscale_integrations.bench.report import summary_markdown
 from uniscale_integrations.bench.synthetic import synthetic_table
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.reward import RewardWeights
-from uniscale_integrations.core.space import ConfigSpace
+from uniscale_integrations.features.space import ConfigSpace
+from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.reward.weights import RewardWeights
 
 CONFIGS = ("S/qp1/cp1/bs1", "M/qp1/cp1/bs1", "M/qp1/cp4/bs1")
 COST = (0.05, 0.3, 0.9)

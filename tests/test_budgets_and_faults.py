@@ -13,13 +13,13 @@ import pytest
 from store_support import SPACE, ScriptedExecutor, make_engine
 
 from uniscale_integrations import Config, ConfigSpace, CostModel, UniScale
-from uniscale_integrations.core.budget import Budget
-from uniscale_integrations.core.events import Listener
-from uniscale_integrations.core.verifiers import Verdicts
 from uniscale_integrations.errors import BudgetError, ModelUnavailableError
+from uniscale_integrations.events import Listener
+from uniscale_integrations.executor import HFGenerator
+from uniscale_integrations.executor.search import CHECK_TOKENS, Execution, Executor
+from uniscale_integrations.executor.verifiers import Verdicts
 from uniscale_integrations.models import ModelRegistry, load_model
-from uniscale_integrations.tts import HFGenerator
-from uniscale_integrations.tts.search import CHECK_TOKENS, Execution, Executor
+from uniscale_integrations.reward.budget import Budget
 
 QUESTION = [{"role": "user", "content": "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left?"}]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from uniscale_integrations.backends.base import HFGenerator, SamplingParams
+from uniscale_integrations.backends.hf.session import DecodeSession, Row, _FastRunner, sample_tokens
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
-from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-from uniscale_integrations.tts.decoding import DecodeSession, Row, _FastRunner, sample_tokens
 
 BACKENDS = ["fast", "hf"]
 STEPS_Q = "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left? Think step by step."

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from uniscale_integrations.backends.base import HFGenerator, SamplingParams
+from uniscale_integrations.backends.hf.session import DecodeSession
 from uniscale_integrations.bench.extend import continue_rows, with_extensions
+from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
 from uniscale_integrations.models import ModelRegistry, load_model
-from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-from uniscale_integrations.tts.decoding import DecodeSession
-from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
 QUESTIONS = ["What is 48 + 37 - 12?", "A train leaves at 9:40 and arrives at 11:15. How long is the trip?"]
 SEED = 11

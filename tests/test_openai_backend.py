@@ -20,15 +20,15 @@ import pytest
 import torch
 from serve_support import free_port, start_server, stop_server
 
-from uniscale_integrations.core.cost import CostModel, ModelShape
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.backends.base import HFGenerator, SamplingParams
+from uniscale_integrations.backends.openai import OpenAIGenerator, RemoteGeneratorError, _why_stopped, chatml
 from uniscale_integrations.errors import ModelUnavailableError
+from uniscale_integrations.executor.search import Executor, aggregate
+from uniscale_integrations.executor.styles import STEP_BY_STEP
+from uniscale_integrations.features.space import Config
 from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.models.loader import LoadedModel
-from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-from uniscale_integrations.tts.openai_backend import OpenAIGenerator, RemoteGeneratorError, _why_stopped, chatml
-from uniscale_integrations.tts.search import Executor, aggregate
-from uniscale_integrations.tts.styles import STEP_BY_STEP
+from uniscale_integrations.reward.cost import CostModel, ModelShape
 
 SHAPE = ModelShape(134_515_008, 30, 192)
 SAME_SAMPLING = {"repeat_penalty": 1.0}

@@ -13,11 +13,11 @@ from dataclasses import asdict
 
 import pytest
 
+from uniscale_integrations.backends.base import SamplingParams
+from uniscale_integrations.backends.hf.session import DecodeSession
 from uniscale_integrations.bench.derive import derived_usage, path_answer, rows_of, vote
+from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
-from uniscale_integrations.tts.backends import SamplingParams
-from uniscale_integrations.tts.decoding import DecodeSession
-from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
 QUESTIONS = ["What is 12 + 7?", "Tom has 3 boxes with 4 apples each. How many apples are there?"]
 

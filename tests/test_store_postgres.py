@@ -43,11 +43,11 @@ from store_support import (
 )
 
 from uniscale_integrations import DuplicateFeedbackError, LinUCB, UnknownDecisionError
-from uniscale_integrations.core.store import SQLiteStore, open_store
 from uniscale_integrations.errors import StoreCorruptError, StoreError, StoreVersionError
+from uniscale_integrations.store.sqlite import SQLiteStore, open_store
 
 psycopg = pytest.importorskip("psycopg", reason='PostgresStore needs psycopg 3: pip install "psycopg[binary]"')
-from uniscale_integrations.core.store_postgres import PostgresStore  # noqa: E402
+from uniscale_integrations.store.postgres import PostgresStore  # noqa: E402
 
 
 def _binary(name: str) -> str | None:

@@ -4,13 +4,7 @@ The core (``uniscale_integrations.core``) imports neither framework; the adapter
 ``uniscale_integrations.langchain`` and ``uniscale_integrations.llama_index``.
 """
 
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.budget import Budget
-from uniscale_integrations.core.cost import CostModel, Usage
-from uniscale_integrations.core.engine import Estimate, Explanation, Result, UniScale
-from uniscale_integrations.core.reward import RewardWeights
-from uniscale_integrations.core.space import Config, ConfigSpace
-from uniscale_integrations.core.store import SQLiteStore
+from uniscale_integrations.engine import Estimate, Explanation, Result, UniScale
 from uniscale_integrations.errors import (
     BudgetError,
     ConfigSpaceError,
@@ -25,6 +19,12 @@ from uniscale_integrations.errors import (
     UnknownDecisionError,
     UnknownModelError,
 )
+from uniscale_integrations.features.space import Config, ConfigSpace
+from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.reward.budget import Budget
+from uniscale_integrations.reward.cost import CostModel, Usage
+from uniscale_integrations.reward.weights import RewardWeights
+from uniscale_integrations.store.sqlite import SQLiteStore
 
 __all__ = [
     "Budget",

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from uniscale_integrations.core.engine import Result, UniScale
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.engine import Result, UniScale
 from uniscale_integrations.errors import UniScaleError
-from uniscale_integrations.tts.styles import STYLES
+from uniscale_integrations.executor.styles import STYLES
+from uniscale_integrations.features.space import Config
 
 logger = logging.getLogger("uniscale_integrations.cli")
 

@@ -12,7 +12,7 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index_support import EventLog
 
 from uniscale_integrations import UniScale
-from uniscale_integrations.core.events import PathPruned
+from uniscale_integrations.events import PathPruned
 from uniscale_integrations.llama_index import (
     ConfigSelectedEvent,
     FeedbackAppliedEvent,

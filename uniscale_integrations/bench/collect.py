@@ -28,9 +28,9 @@ from typing import Any
 
 from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream, question_seed
 from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta, save_table
-from uniscale_integrations.core.engine import UniScale
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.engine import UniScale
 from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.features.space import Config
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class CollectPlan:
 
     @property
     def instruction(self) -> str | None:
-        from uniscale_integrations.tts.styles import BRIEF, STEP_BY_STEP
+        from uniscale_integrations.executor.styles import BRIEF, STEP_BY_STEP
 
         return {"plain": None, "brief": BRIEF, "step-by-step": STEP_BY_STEP}[self.style]
 
@@ -87,7 +87,7 @@ class CollectPlan:
 
 def build_engines(plan: CollectPlan, *, alpha: float = 0.5, mode: str = "cost-sensitive") -> dict[bool, UniScale]:
     """Engines over the plan's space with early stopping on and off (they share the loaded models)."""
-    from uniscale_integrations.tts.search import EarlyStopping
+    from uniscale_integrations.executor.search import EarlyStopping
 
     def engine(enabled: bool) -> UniScale:
         stopping = EarlyStopping(enabled=enabled, h_max=plan.h_max, v_sup=plan.v_sup)

@@ -2,7 +2,7 @@
 
 A row of :mod:`~uniscale_integrations.bench.samples` that hit the cap (``"length"``) is
 continued from its stored text, to a higher cap, with its own random stream: a row's draw at
-position ``t`` depends only on its stream and ``t`` (:mod:`~uniscale_integrations.tts.decoding`),
+position ``t`` depends only on its stream and ``t`` (:mod:`~uniscale_integrations.backends.hf.session`),
 so the continuation samples what a session with the higher cap would have sampled next. Two
 small differences remain, and both are counted: the prefix is the stored text tokenised again
 (``retokenised``: a rare re-merge changes its length, which shifts the later draws by a
@@ -29,7 +29,7 @@ from uniscale_integrations.bench.derived_table import loop_stop
 from uniscale_integrations.bench.samples import SamplePlan, read_records
 
 if TYPE_CHECKING:
-    from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
+    from uniscale_integrations.backends.base import HFGenerator, SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def continue_rows(
 ) -> list[dict[str, Any]]:
     """Continue each stored ``path`` (its prompt, and the seed of the session that sampled it) up to
     ``params.max_new_tokens``, in one batch; the paths with their new ``tokens`` .. ``text``."""
-    from uniscale_integrations.tts.decoding import DecodeSession, row_stream
+    from uniscale_integrations.backends.hf.session import DecodeSession, row_stream
 
     tokenizer = generator.tokenizer
     started = time.perf_counter()
@@ -133,10 +133,10 @@ def extend_capped(plan: SamplePlan, work: Path, cap: int, *, batch: int = 16, pr
     """Continue every capped row of ``work`` to ``cap`` new tokens; resumable. Returns the output file."""
     from tqdm.auto import tqdm
 
+    from uniscale_integrations.backends.base import HFGenerator, SamplingParams
+    from uniscale_integrations.executor.search import question_variants
+    from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
     from uniscale_integrations.models import ModelRegistry, load_model, load_tokenizer
-    from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-    from uniscale_integrations.tts.search import question_variants
-    from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
     if any(cap <= s.max_new_tokens for s in plan.sampling.values()):
         raise ValueError(f"cap {cap} must exceed the collection's ({plan.sampling})")

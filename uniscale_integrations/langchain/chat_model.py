@@ -16,11 +16,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from uniscale_integrations.core.engine import Result, UniScale
-from uniscale_integrations.core.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
-from uniscale_integrations.core.reward import Mode
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.engine import Result, UniScale
+from uniscale_integrations.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
+from uniscale_integrations.features.space import Config
 from uniscale_integrations.langchain.messages import response_metadata, to_chat, usage_metadata
+from uniscale_integrations.reward.weights import Mode
 
 CUSTOM_EVENTS: dict[type, str] = {
     ConfigSelected: "uniscale_config_selected",

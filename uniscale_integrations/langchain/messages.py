@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, HumanMessage, SystemMessage
 from langchain_core.messages.ai import UsageMetadata
 
-from uniscale_integrations.core.engine import Result, UniScale
+from uniscale_integrations.engine import Result, UniScale
 
 _ROLES = {SystemMessage: "system", HumanMessage: "user", AIMessage: "assistant"}
 METADATA_KEY = "uniscale"

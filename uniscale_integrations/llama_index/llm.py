@@ -23,7 +23,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.llm import LLM
 from pydantic import Field, PrivateAttr
 
-from uniscale_integrations.core.engine import Message, Result, UniScale
+from uniscale_integrations.engine import Message, Result, UniScale
 from uniscale_integrations.llama_index.events import CallForwarder, forward_feedback
 from uniscale_integrations.llama_index.messages import CallOptions, to_chat
 from uniscale_integrations.llama_index.responses import (

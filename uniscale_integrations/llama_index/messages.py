@@ -9,8 +9,8 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from uniscale_integrations.core.engine import Message
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.engine import Message
+from uniscale_integrations.features.space import Config
 
 _ROLES = {
     MessageRole.SYSTEM: "system",

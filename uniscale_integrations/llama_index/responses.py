@@ -14,7 +14,7 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 
-from uniscale_integrations.core.engine import Result
+from uniscale_integrations.engine import Result
 
 DECISION_ID_KEY = "decision_id"
 _CHUNK = re.compile(r"\s*\S+\s*|\s+")

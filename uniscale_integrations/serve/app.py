@@ -33,8 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from uniscale_integrations.core.engine import Result, UniScale
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.engine import Result, UniScale
 from uniscale_integrations.errors import (
     BudgetError,
     ConfigSpaceError,
@@ -45,6 +44,7 @@ from uniscale_integrations.errors import (
     UniScaleError,
     UnknownDecisionError,
 )
+from uniscale_integrations.features.space import Config
 from uniscale_integrations.serve.engines import Engines
 from uniscale_integrations.serve.front_door import FrontDoor, key_matches
 from uniscale_integrations.serve.protocol import (

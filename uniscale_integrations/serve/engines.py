@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 
-from uniscale_integrations.core.cost import ModelShape
-from uniscale_integrations.core.engine import UniScale
-from uniscale_integrations.core.reward import Mode, RewardWeights
-from uniscale_integrations.core.space import ConfigSpace
-from uniscale_integrations.core.store import PolicyStore, SQLiteStore
+from uniscale_integrations.engine import UniScale
 from uniscale_integrations.errors import UnknownDecisionError
+from uniscale_integrations.features.space import ConfigSpace
+from uniscale_integrations.reward.cost import ModelShape
+from uniscale_integrations.reward.weights import Mode, RewardWeights
 from uniscale_integrations.serve.settings import ServeSettings, is_postgres, model_name
+from uniscale_integrations.store.sqlite import PolicyStore, SQLiteStore
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def open_store(settings: ServeSettings, mode: str) -> PolicyStore | None:
     if target is None:
         return None
     if is_postgres(target):
-        from uniscale_integrations.core.store_postgres import PostgresStore
+        from uniscale_integrations.store.postgres import PostgresStore
 
         return PostgresStore(target, schema=settings.schema_for(mode))
     return SQLiteStore(target, synchronous="full" if settings.synchronous == "full" else "normal")

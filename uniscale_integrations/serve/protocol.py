@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from uniscale_integrations.core.engine import Result, UniScale, checked_stop
-from uniscale_integrations.core.records import checked_decision_id
+from uniscale_integrations.engine import Result, UniScale, checked_stop
 from uniscale_integrations.errors import UnknownDecisionError
+from uniscale_integrations.store.records import checked_decision_id
 
 ID_PREFIX = "chatcmpl-"
 """A response id is this prefix and the decision id: ``chatcmpl-<32 hex digits>``."""

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from uniscale_integrations.core.reward import Mode
+from uniscale_integrations.reward.weights import Mode
 from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
 
 MODEL_PREFIX = "uniscale-"

@@ -1,9 +1,9 @@
 """A generator behind an OpenAI-compatible ``/v1/completions`` endpoint (llama.cpp, llama-cpp-python, vLLM).
 
-:class:`OpenAIGenerator` does what the :class:`~uniscale_integrations.tts.search.Executor` asks of a
+:class:`OpenAIGenerator` does what the :class:`~uniscale_integrations.executor.search.Executor` asks of a
 generator, over HTTP: it renders chats to prompts, samples ``n`` candidates per prompt, and runs
 step-level search through :class:`RemoteSession`, which has the interface of
-:class:`~uniscale_integrations.tts.decoding.DecodeSession` (``rows``, ``advance``, ``select``,
+:class:`~uniscale_integrations.backends.hf.session.DecodeSession` (``rows``, ``advance``, ``select``,
 ``resume``, ``finish``, ``usage``).
 
 - **Candidates** go out as one request with ``n`` when the server honours it; a server that returns
@@ -42,9 +42,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from uniscale_integrations.core.cost import ModelShape, Usage
+from uniscale_integrations.backends.base import Completion, GenerationBatch, Message, RowStatus, SamplingParams
 from uniscale_integrations.errors import ModelUnavailableError, UniScaleError
-from uniscale_integrations.tts.backends import Completion, GenerationBatch, Message, RowStatus, SamplingParams
+from uniscale_integrations.reward.cost import ModelShape, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def chatml(messages: Sequence[Message]) -> str:
 
 @dataclass
 class RemoteRow:
-    """One path of a :class:`RemoteSession` (the fields :class:`~uniscale_integrations.tts.decoding.Row` has)."""
+    """One path of a :class:`RemoteSession` (the fields :class:`~uniscale_integrations.backends.hf.session.Row` has)."""
 
     prompt_index: int
     prompt: str = field(repr=False)

@@ -1,6 +1,6 @@
 """Pooling free-form replies by meaning: which candidates say the same thing.
 
-A short answer ("Answer: 12") is pooled by its value (:func:`~uniscale_integrations.core.answers.canonical_answer`).
+A short answer ("Answer: 12") is pooled by its value (:func:`~uniscale_integrations.answers.canonical_answer`).
 A free-form reply (a RAG answer, a paragraph) has no such key: two candidates that both say
 "Marta Okafor keeps the lighthouse" rarely share a string, and reading a number out of them
 pools "has about 300 residents" with "300 years old". :class:`MeaningPool` embeds the replies
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from uniscale_integrations.core.cost import CostModel, ModelShape, Usage
-from uniscale_integrations.core.verifiers import MINILM_SHAPE, SentenceEmbedder, embedding_usage
+from uniscale_integrations.executor.verifiers import MINILM_SHAPE, SentenceEmbedder, embedding_usage
+from uniscale_integrations.reward.cost import CostModel, ModelShape, Usage
 
 DEFAULT_THRESHOLD = 0.8
 """Cosine similarity from which two MiniLM embeddings are taken to say the same thing
@@ -42,7 +42,7 @@ class MeaningPool:
 
     Blank replies are not embedded and each forms a group of its own.
 
-    >>> from uniscale_integrations.core.encoder import MiniLMEmbedder
+    >>> from uniscale_integrations.features.encoder import MiniLMEmbedder
     >>> pool = MeaningPool(MiniLMEmbedder())
     >>> pool.group(["Marta Okafor keeps the lighthouse.", "The lighthouse keeper is Marta Okafor.",
     ...             "The ferry leaves at 7 o'clock."]).labels

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
-from uniscale_integrations.core.space import Config, ConfigSpace
+from uniscale_integrations.features.space import Config, ConfigSpace
 
 
 @dataclass(frozen=True)

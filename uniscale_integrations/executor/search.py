@@ -44,18 +44,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from uniscale_integrations.core.answers import canonical_answer, stated_answer, voted_answer
-from uniscale_integrations.core.budget import Budget, Cap
-from uniscale_integrations.core.cost import CostModel, Usage
-from uniscale_integrations.core.events import Listener, PathPruned, StepScored, emit
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.answers import canonical_answer, stated_answer, voted_answer
+from uniscale_integrations.backends.base import Generator, Message, SamplingParams, release_memory
 from uniscale_integrations.errors import ConfigSpaceError, ModelUnavailableError
-from uniscale_integrations.tts.backends import Generator, Message, SamplingParams, release_memory
-from uniscale_integrations.tts.pooling import Grouping, MeaningPool
+from uniscale_integrations.events import Listener, PathPruned, StepScored, emit
+from uniscale_integrations.executor.pooling import Grouping, MeaningPool
+from uniscale_integrations.features.space import Config
+from uniscale_integrations.reward.budget import Budget, Cap
+from uniscale_integrations.reward.cost import CostModel, Usage
 
 if TYPE_CHECKING:
-    from uniscale_integrations.core.verifiers import Verdicts, Verifier
-    from uniscale_integrations.tts.backends import PathRow, Session
+    from uniscale_integrations.backends.base import PathRow, Session
+    from uniscale_integrations.executor.verifiers import Verdicts, Verifier
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ stronger discounting re-inverts more often, ``O(d^3 / refresh_every)`` amortised
 Example
 -------
 >>> import numpy as np
->>> from uniscale_integrations.core.features import ProductFeatures
+>>> from uniscale_integrations.features.joint import ProductFeatures
 >>> rng = np.random.default_rng(0)
 >>> bandit = LinUCB(dim=6, alpha=0.5)
 >>> configs = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]])  # z_a: constant, size
@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from uniscale_integrations.core.features import ProductFeatures
+from uniscale_integrations.features.joint import ProductFeatures
 
 __all__ = ["STATE_FORMAT_VERSION", "LinUCB"]
 
@@ -148,7 +148,7 @@ class LinUCB:
         per update (see the module docstring for the exact scheme).
 
     ``select`` and ``scores`` take either an ``(n_configs, dim)`` array of joint features
-    or a :class:`~uniscale_integrations.core.features.ProductFeatures`, which is scored in
+    or a :class:`~uniscale_integrations.features.joint.ProductFeatures`, which is scored in
     ``O(d^2 + n * dz^2)`` instead of ``O(n * d^2)`` with the same numbers.
 
     Not thread-safe: callers that share one instance across threads must serialise

@@ -2,7 +2,7 @@
 
 A store keeps decisions, the feedback log and policy snapshots. The feedback log is the
 source of truth; the policy is the replay of its rows in ``seq`` order (see
-:mod:`uniscale_integrations.core.replica`). Every write is one transaction that holds the
+:mod:`uniscale_integrations.policy.replica`). Every write is one transaction that holds the
 store's single writer lock from its first statement (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: a transaction-scoped advisory lock), so
 
@@ -31,8 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from uniscale_integrations.core.records import Decision, LoggedFeedback, Outcome
-from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import (
     DuplicateFeedbackError,
     StoreCorruptError,
@@ -42,6 +40,8 @@ from uniscale_integrations.errors import (
     UniScaleError,
     UnknownDecisionError,
 )
+from uniscale_integrations.features.space import Config
+from uniscale_integrations.store.records import Decision, LoggedFeedback, Outcome
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Test-time scaling: generator backends and the search that executes a configuration."""
 
-from uniscale_integrations.tts.backends import Generator, HFGenerator, SamplingParams
-from uniscale_integrations.tts.search import (
+from uniscale_integrations.backends.base import Generator, HFGenerator, SamplingParams
+from uniscale_integrations.executor.search import (
     EarlyStopping,
     Execution,
     Executor,
@@ -9,7 +9,7 @@ from uniscale_integrations.tts.search import (
     aggregate,
     vote_decided,
 )
-from uniscale_integrations.tts.styles import BRIEF, REASON_THEN_ANSWER, STEP_BY_STEP, STYLES, AnswerStyle
+from uniscale_integrations.executor.styles import BRIEF, REASON_THEN_ANSWER, STEP_BY_STEP, STYLES, AnswerStyle
 
 __all__ = [
     "BRIEF",

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uniscale_integrations.core.features import FloatArray
 from uniscale_integrations.errors import ConfigSpaceError
+from uniscale_integrations.features.joint import FloatArray
 
 _CONFIG_PATTERN = re.compile(r"^(?P<model>[^/\s]+)/qp(?P<qp>\d+)/cp(?P<cp>\d+)/bs(?P<bs>\d+)$")
 _MODEL_NAME = re.compile(r"[^/\s]+")

@@ -19,8 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
-from uniscale_integrations.core.features import FloatArray
 from uniscale_integrations.errors import MissingModelError
+from uniscale_integrations.features.joint import FloatArray
 
 logger = logging.getLogger(__name__)
 

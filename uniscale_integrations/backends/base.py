@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from uniscale_integrations.core.cost import ModelShape, Usage
+from uniscale_integrations.reward.cost import ModelShape, Usage
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from uniscale_integrations.backends.hf.session import DecodeSession
     from uniscale_integrations.models import LoadedModel
-    from uniscale_integrations.tts.decoding import DecodeSession
 
 Message = dict[str, str]
 """A chat message: ``{"role": "system" | "user" | "assistant", "content": ...}``."""
@@ -88,8 +88,8 @@ class PathRow(Protocol):
 
 
 class Session(Protocol):
-    """Step-wise batched decoding of many paths (:class:`~uniscale_integrations.tts.decoding.DecodeSession`
-    in process, :class:`~uniscale_integrations.tts.openai_backend.RemoteSession` over HTTP)."""
+    """Step-wise batched decoding of many paths (:class:`~uniscale_integrations.backends.hf.session.DecodeSession`
+    in process, :class:`~uniscale_integrations.backends.openai.RemoteSession` over HTTP)."""
 
     @property
     def rows(self) -> Sequence[PathRow]: ...
@@ -142,14 +142,14 @@ class Generator(Protocol):
         *,
         step_delimiter: str | None = None,
     ) -> Session:
-        """A step-wise batched decode session (see :mod:`uniscale_integrations.tts.decoding`)."""
+        """A step-wise batched decode session (see :mod:`uniscale_integrations.backends.hf.session`)."""
         ...
 
 
 class HFGenerator:
     """A local transformers causal LM; all ``len(prompts) * n`` paths decode as one batch.
 
-    Decoding runs on :class:`~uniscale_integrations.tts.decoding.DecodeSession`: each
+    Decoding runs on :class:`~uniscale_integrations.backends.hf.session.DecodeSession`: each
     distinct prompt is prefilled once and shared by its ``n`` paths, a finished path
     leaves the batch at once, and on CPU the hand-written fast runner is used where the
     architecture allows (see that module).
@@ -184,7 +184,7 @@ class HFGenerator:
         *,
         step_delimiter: str | None = None,
     ) -> DecodeSession:
-        from uniscale_integrations.tts.decoding import DecodeSession
+        from uniscale_integrations.backends.hf.session import DecodeSession
 
         return DecodeSession(self.loaded, prompts, n, params, step_delimiter=step_delimiter)
 

@@ -26,12 +26,12 @@ import logging
 
 import numpy as np
 
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.features import FloatArray
-from uniscale_integrations.core.records import LoggedFeedback
-from uniscale_integrations.core.space import ConfigSpace
-from uniscale_integrations.core.store_base import PolicyStore
 from uniscale_integrations.errors import StoreError
+from uniscale_integrations.features.joint import FloatArray
+from uniscale_integrations.features.space import ConfigSpace
+from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.store.base import PolicyStore
+from uniscale_integrations.store.records import LoggedFeedback
 
 logger = logging.getLogger(__name__)
 

@@ -16,17 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.budget import Budget, Cap
-from uniscale_integrations.core.cost import CostModel, ModelShape, NominalBudget, SpacePricing, Usage, nominal_usage
-from uniscale_integrations.core.encoder import QueryEncoder
-from uniscale_integrations.core.events import ConfigSelected, FeedbackApplied, Listener, emit
-from uniscale_integrations.core.features import ProductFeatures
-from uniscale_integrations.core.records import Decision, Outcome, checked_decision_id, new_decision_id, query_hash
-from uniscale_integrations.core.replica import Replica
-from uniscale_integrations.core.reward import Mode, RewardWeights
-from uniscale_integrations.core.space import Config, ConfigSpace
-from uniscale_integrations.core.store import PolicyStore, open_store
 from uniscale_integrations.errors import (
     BudgetError,
     ConfigSpaceError,
@@ -36,12 +25,23 @@ from uniscale_integrations.errors import (
     StoreError,
     UnknownModelError,
 )
+from uniscale_integrations.events import ConfigSelected, FeedbackApplied, Listener, emit
+from uniscale_integrations.features.encoder import QueryEncoder
+from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.features.space import Config, ConfigSpace
+from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.policy.replica import Replica
+from uniscale_integrations.reward.budget import Budget, Cap
+from uniscale_integrations.reward.cost import CostModel, ModelShape, NominalBudget, SpacePricing, Usage, nominal_usage
+from uniscale_integrations.reward.weights import Mode, RewardWeights
+from uniscale_integrations.store.records import Decision, Outcome, checked_decision_id, new_decision_id, query_hash
+from uniscale_integrations.store.sqlite import PolicyStore, open_store
 
 if TYPE_CHECKING:
-    from uniscale_integrations.core.verifiers import Verifier
+    from uniscale_integrations.executor.search import Aggregation, EarlyStopping, Execution, PathTrace
+    from uniscale_integrations.executor.styles import AnswerStyle
+    from uniscale_integrations.executor.verifiers import Verifier
     from uniscale_integrations.models import ModelRegistry, ModelSpec
-    from uniscale_integrations.tts.search import Aggregation, EarlyStopping, Execution, PathTrace
-    from uniscale_integrations.tts.styles import AnswerStyle
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ MAX_MESSAGES = 1_000
 
 
 class ConfigExecutor(Protocol):
-    """Runs one configuration on one chat (see :class:`uniscale_integrations.tts.Executor`).
+    """Runs one configuration on one chat (see :class:`uniscale_integrations.executor.search.Executor`).
 
     An executor may also offer ``prompt_tokens(messages, model, qp) -> int | None`` (the tokens of
     the longest rendered variant) and ``max_new_tokens``; with them, the engine leaves out models
@@ -127,10 +127,10 @@ class UniScale:
     ``decision_id``; each decision takes exactly one feedback.
 
     ``store`` keeps decisions, the feedback log and the policy: a path to an SQLite file
-    (or an :class:`~uniscale_integrations.core.store.SQLiteStore`), or a ``postgresql://`` URL
-    (or a :class:`~uniscale_integrations.core.store_postgres.PostgresStore`) makes them durable
+    (or an :class:`~uniscale_integrations.store.sqlite.SQLiteStore`), or a ``postgresql://`` URL
+    (or a :class:`~uniscale_integrations.store.postgres.PostgresStore`) makes them durable
     and shareable between processes; without one they live in memory. The policy is always
-    the replay of the feedback log (see :mod:`~uniscale_integrations.core.replica`).
+    the replay of the feedback log (see :mod:`~uniscale_integrations.policy.replica`).
     Decisions wait for feedback up to ``max_pending`` at a time (the oldest are dropped
     with a warning). Close the engine (or use it as a context manager) to close the store.
     Costs are shares of the dearest configuration's nominal eFLOPs under ``nominal_budget``
@@ -234,31 +234,31 @@ class UniScale:
     ) -> UniScale:
         """The offline ladder (S and M) over a small QP x CP grid; nothing loads until used.
 
-        ``style`` (:data:`~uniscale_integrations.tts.styles.STYLES`: ``"plain"``, ``"reasoned"``,
+        ``style`` (:data:`~uniscale_integrations.executor.styles.STYLES`: ``"plain"``, ``"reasoned"``,
         ``"brief"``) sets the instruction appended to the question, each rung's token budget,
         whether a path stops at its answer line, and whether candidates pool by meaning;
         ``instruction``, ``max_new_tokens`` (every rung) and ``stop_at_answer`` override it.
         ``temperature`` to ``stop_on_loop`` say how paths decode (see
-        :class:`~uniscale_integrations.tts.Executor`; table v2 was decoded with the reasoned style,
+        :class:`~uniscale_integrations.executor.search.Executor`; table v2 was decoded with the reasoned style,
         temperature 0.6, top-p 0.9, greedy first and the loop stop);
         ``system_prompt`` is put first in chats that bring none. ``verifier`` scores steps and
         answers (default: each path's own token confidence; ``"cross-model"``: each rung's paths
         by the next larger rung's log-likelihood, see
-        :func:`~uniscale_integrations.core.verifiers.cross_model_verifiers`), each call within ``verifier_timeout``
-        seconds when set; see :class:`~uniscale_integrations.tts.Executor`. ``remote`` maps rungs
+        :func:`~uniscale_integrations.executor.verifiers.cross_model_verifiers`), each call within ``verifier_timeout``
+        seconds when set; see :class:`~uniscale_integrations.executor.search.Executor`. ``remote`` maps rungs
         to the base URL of an OpenAI-compatible server that serves them under the rung's name (e.g.
         ``{"M": "http://gpu-box:8080/v1"}``): those rungs generate there
-        (:class:`~uniscale_integrations.tts.openai_backend.OpenAIGenerator`, ChatML prompts), priced
+        (:class:`~uniscale_integrations.backends.openai.OpenAIGenerator`, ChatML prompts), priced
         by their declared size and the tokens the server reports.
         """
-        from uniscale_integrations.core.encoder import MiniLMEmbedder
-        from uniscale_integrations.core.verifiers import cross_model_verifiers
+        from uniscale_integrations.backends.base import Generator, HFGenerator
+        from uniscale_integrations.backends.openai import OpenAIGenerator
+        from uniscale_integrations.executor.pooling import MeaningPool
+        from uniscale_integrations.executor.search import EarlyStopping, Executor
+        from uniscale_integrations.executor.styles import answer_style
+        from uniscale_integrations.executor.verifiers import cross_model_verifiers
+        from uniscale_integrations.features.encoder import MiniLMEmbedder
         from uniscale_integrations.models import DEFAULT_LADDER, ModelRegistry, load_model, resolve_device
-        from uniscale_integrations.tts.backends import Generator, HFGenerator
-        from uniscale_integrations.tts.openai_backend import OpenAIGenerator
-        from uniscale_integrations.tts.pooling import MeaningPool
-        from uniscale_integrations.tts.search import EarlyStopping, Executor
-        from uniscale_integrations.tts.styles import answer_style
 
         registry = registry if registry is not None else ModelRegistry.default()
         models = tuple(models) if models is not None else DEFAULT_LADDER

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from uniscale_integrations.core.answers import (
+from uniscale_integrations.answers import (
     canonical_answer,
     choice_letter,
     extract_answer,
@@ -52,9 +52,9 @@ from uniscale_integrations.core.answers import (
     same_answer,
     stated_answer,
 )
-from uniscale_integrations.core.cost import CostModel, ModelShape, Usage
-from uniscale_integrations.core.features import FloatArray
 from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.features.joint import FloatArray
+from uniscale_integrations.reward.cost import CostModel, ModelShape, Usage
 
 if TYPE_CHECKING:
     from uniscale_integrations.models import LoadedModel, ModelSpec

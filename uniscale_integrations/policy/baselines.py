@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.features import FloatArray, ProductFeatures
+from uniscale_integrations.features.joint import FloatArray, ProductFeatures
+from uniscale_integrations.policy.linucb import LinUCB
 
 
 class Policy(ABC):

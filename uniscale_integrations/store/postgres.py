@@ -1,7 +1,7 @@
 """The policy store in PostgreSQL: the same contract as the SQLite file, for engines on many machines.
 
 ``PostgresStore("postgresql://user:pass@host/db", schema="uniscale")`` keeps the tables of
-:mod:`uniscale_integrations.core.store` (decisions, the feedback log, snapshots, ``meta``)
+:mod:`uniscale_integrations.store.sqlite` (decisions, the feedback log, snapshots, ``meta``)
 in one schema of the database, created on first use. Several schemas hold several
 independent policies in one database.
 
@@ -28,8 +28,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from uniscale_integrations.core.store_base import SCHEMA_VERSION, PolicyStore
 from uniscale_integrations.errors import StoreError
+from uniscale_integrations.store.base import SCHEMA_VERSION, PolicyStore
 
 try:
     import psycopg

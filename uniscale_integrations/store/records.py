@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from uniscale_integrations.core.features import FloatArray
-from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import UnknownDecisionError
+from uniscale_integrations.features.joint import FloatArray
+from uniscale_integrations.features.space import Config
 
 _DECISION_ID = re.compile(r"[0-9a-f]{32}")
 

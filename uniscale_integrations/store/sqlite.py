@@ -12,10 +12,10 @@ Tables (schema version :data:`SCHEMA_VERSION`, kept in ``meta``):
   hyperparameters); a cache that spares a full replay at start-up, never the truth.
 
 The feedback log is the source of truth: the policy is the replay of its rows in ``seq``
-order (see :mod:`uniscale_integrations.core.replica`). One feedback is one transaction
+order (see :mod:`uniscale_integrations.policy.replica`). One feedback is one transaction
 (``BEGIN IMMEDIATE``: check the decision is unresolved, mark it resolved, append the row),
 so a decision takes exactly one feedback even when many processes share the file. The
-SQL is shared with the PostgreSQL store (:mod:`uniscale_integrations.core.store_base`).
+SQL is shared with the PostgreSQL store (:mod:`uniscale_integrations.store.base`).
 
 Beside the file, ``<file>-log`` keeps the highest feedback row ever acknowledged (written after
 each commit, outside the WAL). At open, a log that ends below it lost committed rows (a deleted
@@ -40,8 +40,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from uniscale_integrations.core.store_base import EXPORT_FORMAT, SCHEMA_VERSION, PolicyStore
 from uniscale_integrations.errors import StoreCorruptError, StoreError, StoreIOError, StoreLostRowsError
+from uniscale_integrations.store.base import EXPORT_FORMAT, SCHEMA_VERSION, PolicyStore
 
 logger = logging.getLogger(__name__)
 
@@ -297,14 +297,14 @@ def _create_tables(conn: sqlite3.Connection) -> None:
 
 def open_store(store: str | os.PathLike[str] | PolicyStore | None) -> PolicyStore:
     """The store an engine's ``store=`` names: a store as given, ``None`` (in memory), a
-    ``postgresql://`` URL (:class:`~uniscale_integrations.core.store_postgres.PostgresStore`,
+    ``postgresql://`` URL (:class:`~uniscale_integrations.store.postgres.PostgresStore`,
     needs the ``postgres`` extra) or an SQLite file."""
     if isinstance(store, PolicyStore):
         return store
     if store is None:
         return SQLiteStore(MEMORY)
     if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
-        from uniscale_integrations.core.store_postgres import PostgresStore
+        from uniscale_integrations.store.postgres import PostgresStore
 
         return PostgresStore(store)
     return SQLiteStore(store)

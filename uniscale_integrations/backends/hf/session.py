@@ -54,9 +54,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from uniscale_integrations.core.answers import is_final_answer_line
-from uniscale_integrations.core.cost import Usage
-from uniscale_integrations.tts.backends import RowStatus, SamplingParams, _cut_at_stop, _eos_ids
+from uniscale_integrations.answers import is_final_answer_line
+from uniscale_integrations.backends.base import RowStatus, SamplingParams, _cut_at_stop, _eos_ids
+from uniscale_integrations.reward.cost import Usage
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -11,7 +11,7 @@ server, the benchmark), so that a style means the same budget everywhere.
   and 22% on S). Candidates pool by the value of their stated answers.
 - ``"brief"``: only the answer, as ``Answer: <number>``; 32 tokens, pooled by stated answer.
 - ``"plain"``: the question as asked (chat, RAG); free-form replies of up to 256 tokens, pooled
-  by meaning (:class:`~uniscale_integrations.tts.pooling.MeaningPool`).
+  by meaning (:class:`~uniscale_integrations.executor.pooling.MeaningPool`).
 """
 
 from __future__ import annotations
