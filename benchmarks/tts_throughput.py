@@ -49,7 +49,9 @@ import torch
 from _results import write_section
 
 from uniscale_integrations.backends.base import SamplingParams
-from uniscale_integrations.backends.hf.session import DecodeSession, _packed_model, sample_tokens
+from uniscale_integrations.backends.hf.runners import _packed_model
+from uniscale_integrations.backends.hf.sampling import sample_tokens
+from uniscale_integrations.backends.hf.session import DecodeSession
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
 
 HERE = Path(__file__).resolve().parent

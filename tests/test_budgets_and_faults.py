@@ -13,10 +13,11 @@ import pytest
 from store_support import SPACE, ScriptedExecutor, make_engine
 
 from uniscale_integrations import Config, ConfigSpace, CostModel, UniScale
+from uniscale_integrations.backends.hf.generator import HFGenerator
 from uniscale_integrations.errors import BudgetError, ModelUnavailableError
 from uniscale_integrations.events import Listener
-from uniscale_integrations.executor import HFGenerator
-from uniscale_integrations.executor.search import CHECK_TOKENS, Execution, Executor
+from uniscale_integrations.executor.search import Execution, Executor
+from uniscale_integrations.executor.stopping import CHECK_TOKENS
 from uniscale_integrations.executor.verifiers import Verdicts
 from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.reward.budget import Budget

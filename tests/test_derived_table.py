@@ -13,7 +13,7 @@ from uniscale_integrations.bench.derive import rescored, rows_of, vote
 from uniscale_integrations.bench.derived_table import decided_step, derivation, derived_table
 from uniscale_integrations.bench.outcomes import load_table, save_table
 from uniscale_integrations.bench.samples import SamplePlan, read_records
-from uniscale_integrations.executor.search import leader_holds
+from uniscale_integrations.executor.stopping import leader_holds
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.models import ModelRegistry
 from uniscale_integrations.reward.cost import CostModel, ModelShape, NominalBudget, SpacePricing

@@ -20,10 +20,12 @@ import pytest
 import torch
 from serve_support import free_port, start_server, stop_server
 
-from uniscale_integrations.backends.base import HFGenerator, SamplingParams
+from uniscale_integrations.backends.base import SamplingParams, Session
+from uniscale_integrations.backends.hf.generator import HFGenerator
 from uniscale_integrations.backends.openai import OpenAIGenerator, RemoteGeneratorError, _why_stopped, chatml
 from uniscale_integrations.errors import ModelUnavailableError
-from uniscale_integrations.executor.search import Executor, aggregate
+from uniscale_integrations.executor.paths import aggregate
+from uniscale_integrations.executor.search import Executor
 from uniscale_integrations.executor.styles import STEP_BY_STEP
 from uniscale_integrations.features.space import Config
 from uniscale_integrations.models import ModelRegistry, load_model
@@ -128,8 +130,8 @@ def test_stop_reasons_are_told_apart() -> None:
 
 def test_step_search_over_a_server_that_ignores_n(scripted: str) -> None:
     generator = OpenAIGenerator(scripted, "tiny", SHAPE, backoff=0.01).check()
-    params = SamplingParams(max_new_tokens=20, temperature=0.7, seed=5)
-    session = generator.session([chatml([{"role": "user", "content": "q"}])], 3, params, step_delimiter="\n\n")
+    params = SamplingParams(max_new_tokens=20, temperature=0.7, seed=5, step_delimiter="\n\n")
+    session = generator.session([chatml([{"role": "user", "content": "q"}])], 3, params)
     session.advance()
     assert generator.n_supported is False  # one request with n=3 got one choice; the rest went alone
     assert [b["n"] for b in Scripted.bodies] == [3, 1, 1]
@@ -152,21 +154,22 @@ def test_step_search_over_a_server_that_ignores_n(scripted: str) -> None:
 def test_retries_with_backoff_then_clear_errors(scripted: str) -> None:
     generator = OpenAIGenerator(scripted, "tiny", SHAPE, retries=2, backoff=0.01)
     Scripted.fail = 2  # two 503s, then an answer
-    batch = generator.generate(["p"], 1, SamplingParams(max_new_tokens=10, temperature=0.0))
-    assert batch.completions[0].text.endswith("Answer: 42")
+    session = generator.session(["p"], 1, SamplingParams(max_new_tokens=10, temperature=0.0))
+    session.advance()
+    assert session.rows[0].text().endswith("Answer: 42")
     assert len(Scripted.bodies) == 3
 
     Scripted.fail, Scripted.status = 5, 503
     with pytest.raises(RemoteGeneratorError, match="HTTP 503: scripted failure"):
-        generator.generate(["p"], 1, SamplingParams(max_new_tokens=10))
+        generator.session(["p"], 1, SamplingParams(max_new_tokens=10)).advance()
     with pytest.raises(RemoteGeneratorError, match="HTTP 400: max_tokens too large"):  # not retried
-        generator.generate(["p"], 1, SamplingParams(max_new_tokens=500))
+        generator.session(["p"], 1, SamplingParams(max_new_tokens=500)).advance()
 
     closed = OpenAIGenerator(f"http://127.0.0.1:{free_port()}/v1", "tiny", SHAPE, retries=1, backoff=0.01)
     with pytest.raises(ModelUnavailableError):
         closed.check()
     with pytest.raises(RemoteGeneratorError, match="after 2 attempts"):
-        closed.generate(["p"], 1, SamplingParams(max_new_tokens=10))
+        closed.session(["p"], 1, SamplingParams(max_new_tokens=10)).advance()
     with pytest.raises(ModelUnavailableError, match="not 'other'"):
         OpenAIGenerator(scripted, "other", SHAPE).check()
 
@@ -258,6 +261,13 @@ def _teacher_forced(loaded: LoadedModel, prompt: str, text: str) -> tuple[float,
     return agree, logprob
 
 
+def _decoded(generator: OpenAIGenerator | HFGenerator, prompts: list[str], n: int, params: SamplingParams) -> Session:
+    """A session of ``n`` rows per prompt, every row decoded to its end."""
+    session = generator.session(prompts, n, params)
+    session.advance()
+    return session
+
+
 def test_llama_cpp_serves_the_same_model_as_the_hf_backend(llama_server: LlamaServer, hf_s: HFGenerator) -> None:
     """llama.cpp computes with quantised activations (and reuses cached prompt prefixes), so long greedy
     texts drift apart at near-ties; along the text llama.cpp chose, the HF model must make the same
@@ -266,12 +276,13 @@ def test_llama_cpp_serves_the_same_model_as_the_hf_backend(llama_server: LlamaSe
     greedy = SamplingParams(max_new_tokens=32, temperature=0.0)
     for question in QUESTIONS:
         prompt = hf_s.render([{"role": "user", "content": question}])
-        served = remote.generate([prompt], 1, greedy).completions[0]
-        local = hf_s.generate([prompt], 1, greedy).completions[0]
-        agree, logprob = _teacher_forced(hf_s.loaded, prompt, served.text)
-        assert agree >= 0.9, (question, served.text, agree)
-        assert abs(logprob - served.mean_logprob) < 0.05, (question, logprob, served.mean_logprob)
-        assert served.text[:40] == local.text[:40], (served.text, local.text)
+        served, local = (_decoded(g, [prompt], 1, greedy).rows[0] for g in (remote, hf_s))
+        served_text, local_text = served.text(None).strip(), local.text(hf_s.tokenizer).strip()
+        served_logprob = served.logprob_sum / served.completion_tokens
+        agree, logprob = _teacher_forced(hf_s.loaded, prompt, served_text)
+        assert agree >= 0.9, (question, served_text, agree)
+        assert abs(logprob - served_logprob) < 0.05, (question, logprob, served_logprob)
+        assert served_text[:40] == local_text[:40], (served_text, local_text)
 
 
 def test_best_of_n_and_beam_search_run_alike_on_llama_cpp_and_hf(llama_server: LlamaServer, hf_s: HFGenerator) -> None:
@@ -281,11 +292,11 @@ def test_best_of_n_and_beam_search_run_alike_on_llama_cpp_and_hf(llama_server: L
     question = [{"role": "user", "content": QUESTIONS[0]}]
     sampled = SamplingParams(max_new_tokens=16, temperature=1.0, seed=7)
     for generator in (remote, hf_s):
-        batch = generator.generate([generator.render(question)], 4, sampled)
-        assert len(batch.completions) == 4
-        assert len({c.text for c in batch.completions}) > 1  # four samples, not one copied
-        assert all(c.completion_tokens > 0 and c.mean_logprob < 0 for c in batch.completions)
-        assert batch.usage.completion_tokens == sum(c.completion_tokens for c in batch.completions)
+        session = _decoded(generator, [generator.render(question)], 4, sampled)
+        assert len(session.rows) == 4
+        assert len({r.text(generator.tokenizer) for r in session.rows}) > 1  # four samples, not one copied
+        assert all(r.completion_tokens > 0 and r.logprob_sum < 0 for r in session.rows)
+        assert session.usage.completion_tokens == sum(r.completion_tokens for r in session.rows)
 
     config = Config("S", qp=1, cp=2, bs=2)
     for generator in (remote, hf_s):

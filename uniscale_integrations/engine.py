@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import reprlib
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from uniscale_integrations.errors import (
     BudgetError,
     ConfigSpaceError,
     ContextLengthError,
-    InvalidQueryError,
     ModelUnavailableError,
     StoreError,
     UnknownModelError,
@@ -28,6 +26,7 @@ from uniscale_integrations.errors import (
 from uniscale_integrations.events import ConfigSelected, FeedbackApplied, Listener, emit
 from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.features.query import Message, as_messages, query_record, query_text
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.policy.linucb import LinUCB
 from uniscale_integrations.policy.replica import Replica
@@ -38,18 +37,14 @@ from uniscale_integrations.store.records import Decision, Outcome, checked_decis
 from uniscale_integrations.store.sqlite import PolicyStore, open_store
 
 if TYPE_CHECKING:
-    from uniscale_integrations.executor.search import Aggregation, EarlyStopping, Execution, PathTrace
+    from uniscale_integrations.executor.paths import Aggregation, PathTrace
+    from uniscale_integrations.executor.search import Execution
+    from uniscale_integrations.executor.stopping import EarlyStopping
     from uniscale_integrations.executor.styles import AnswerStyle
     from uniscale_integrations.executor.verifiers import Verifier
     from uniscale_integrations.models import ModelRegistry, ModelSpec
 
 logger = logging.getLogger(__name__)
-
-Message = dict[str, str]
-MAX_QUERY_CHARS = 100_000
-"""The most characters a query may have, all its messages together."""
-MAX_MESSAGES = 1_000
-"""The most messages a chat may have."""
 
 
 class ConfigExecutor(Protocol):
@@ -251,10 +246,12 @@ class UniScale:
         (:class:`~uniscale_integrations.backends.openai.OpenAIGenerator`, ChatML prompts), priced
         by their declared size and the tokens the server reports.
         """
-        from uniscale_integrations.backends.base import Generator, HFGenerator
+        from uniscale_integrations.backends.base import Generator
+        from uniscale_integrations.backends.hf.generator import HFGenerator
         from uniscale_integrations.backends.openai import OpenAIGenerator
         from uniscale_integrations.executor.pooling import MeaningPool
-        from uniscale_integrations.executor.search import EarlyStopping, Executor
+        from uniscale_integrations.executor.search import Executor
+        from uniscale_integrations.executor.stopping import EarlyStopping
         from uniscale_integrations.executor.styles import answer_style
         from uniscale_integrations.executor.verifiers import cross_model_verifiers
         from uniscale_integrations.features.encoder import MiniLMEmbedder
@@ -402,7 +399,7 @@ class UniScale:
         Both factors are scaled to unit norm, so every joint vector has norm 1: before any
         feedback every configuration has the same exploration bonus, whatever its size.
         """
-        context = self.encoder.encode_one(_query_text(_as_messages(query)))
+        context = self.encoder.encode_one(query_text(as_messages(query)))
         return ProductFeatures(context / np.linalg.norm(context), self._action_features)
 
     def explain(self, query: str | Sequence[Message]) -> Explanation:
@@ -456,7 +453,7 @@ class UniScale:
         stop = checked_stop(stop)
         if models is not None:
             models = self._known_models(models)
-        messages = _as_messages(query)
+        messages = as_messages(query)
         if config is None:
             models = self._fitting_models(messages, max_new_tokens, models)
         else:
@@ -614,7 +611,7 @@ class UniScale:
             **({"budget": budget} if budget is not None else {}),  # executors without budgets keep working
         )
         cost = self.pricing.normalise(execution.eflops)
-        text = _query_record(messages)
+        text = query_record(messages)
         decision = Decision(decision_id, config, features.context, cost, execution.score, query_hash(text), text)
         for dropped in self.store.record(decision, max_pending=self._max_pending):
             logger.warning("forgetting decision %s: more than %d await feedback", dropped, self._max_pending)
@@ -722,72 +719,3 @@ def checked_stop(stop: Sequence[str]) -> tuple[str, ...]:
     if any(not isinstance(s, str) or not s for s in stops):
         raise ValueError("stop sequences must be non-empty strings")
     return stops
-
-
-def _as_messages(query: str | Sequence[Message]) -> list[Message]:
-    if isinstance(query, str):
-        return [{"role": "user", "content": _validated_text(query)}]
-    if isinstance(query, bytes | bytearray):
-        raise InvalidQueryError("a query must be text (str), got bytes: decode them first")
-    if isinstance(query, Sequence) and query:
-        if len(query) > MAX_MESSAGES:
-            raise InvalidQueryError(f"the chat has {len(query):,} messages; the limit is {MAX_MESSAGES:,}")
-        messages = []
-        for i, m in enumerate(query):
-            if not (isinstance(m, Mapping) and isinstance(m.get("role"), str) and "content" in m):
-                raise InvalidQueryError(f"a chat message needs 'role' and 'content', got {reprlib.repr(m)}")
-            if m["content"] is None:
-                raise InvalidQueryError(f"messages[{i}] has no content")
-            if not isinstance(m["content"], str):
-                raise InvalidQueryError(
-                    f"messages[{i}]: UniScale takes text only; the content is a {type(m['content']).__name__}"
-                )
-            message = {"role": m["role"], "content": m["content"]}
-            for text in message.values():
-                _check_unicode(text)
-            messages.append(message)
-        if not any(m["role"] == "user" for m in messages):
-            raise InvalidQueryError("the chat has no user message")
-        _validated_text(_query_text(messages))
-        total = sum(len(m["content"]) for m in messages)
-        if total > MAX_QUERY_CHARS:
-            raise InvalidQueryError(
-                f"the chat has {total:,} characters in all its messages; the limit is {MAX_QUERY_CHARS:,}"
-            )
-        return messages
-    raise InvalidQueryError(f"a query must be a non-empty string or chat, got {type(query).__name__}")
-
-
-def _query_text(query: str | Sequence[Message]) -> str:
-    if isinstance(query, str):
-        return _validated_text(query)
-    return next(m["content"] for m in reversed(query) if m["role"] == "user")
-
-
-def _query_record(messages: Sequence[Message]) -> str:
-    """The text a decision's query hash is taken of: a lone user message's content, else the chat as JSON."""
-    if len(messages) == 1 and messages[0]["role"] == "user":
-        return messages[0]["content"]
-    return json.dumps(list(messages), ensure_ascii=False)
-
-
-def _validated_text(text: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidQueryError(f"a query must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise InvalidQueryError("the query is empty")
-    if len(text) > MAX_QUERY_CHARS:
-        raise InvalidQueryError(f"the query has {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}")
-    _check_unicode(text)
-    return text
-
-
-def _check_unicode(text: str) -> None:
-    """Refuse lone surrogates (what undecodable bytes become), which no tokenizer or store accepts."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidQueryError(
-            f"the query is not valid Unicode: a lone surrogate {text[exc.start]!r} at position {exc.start} "
-            f"(decode the input with errors='replace')"
-        ) from None

@@ -30,7 +30,6 @@ step-level search through :class:`RemoteSession`, which has the interface of
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import json
 import logging
 import random
@@ -42,8 +41,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from uniscale_integrations.backends.base import Completion, GenerationBatch, Message, RowStatus, SamplingParams
+from uniscale_integrations.backends.base import Row, SamplingParams, Session
 from uniscale_integrations.errors import ModelUnavailableError, UniScaleError
+from uniscale_integrations.features.query import Message
 from uniscale_integrations.reward.cost import ModelShape, Usage
 
 logger = logging.getLogger(__name__)
@@ -63,30 +63,16 @@ def chatml(messages: Sequence[Message]) -> str:
 
 
 @dataclass
-class RemoteRow:
-    """One path of a :class:`RemoteSession` (the fields :class:`~uniscale_integrations.backends.hf.session.Row` has)."""
+class RemoteRow(Row):
+    """One path of a :class:`RemoteSession`: the text the server returned, one placeholder token per
+    generated token (servers return text, not ids), and the seed of its next request."""
 
-    prompt_index: int
-    prompt: str = field(repr=False)
-    seed: int
-    token_ids: list[int] = field(default_factory=list, repr=False)
-    """One placeholder per generated token (servers return text, not ids): its length counts them."""
-    step_start: int = 0
-    logprob_sum: float = 0.0
-    status: RowStatus = "running"
-    finish_reason: str | None = None
+    prompt: str = field(default="", repr=False, kw_only=True)
+    seed: int = field(default=0, kw_only=True)
     generated: str = ""
     step_char: int = 0
     """Where the current step begins in :attr:`generated`."""
     started: bool = field(default=False, repr=False)
-
-    @property
-    def completion_tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def step_tokens(self) -> int:
-        return len(self.token_ids) - self.step_start
 
     def text(self, tokenizer: object = None) -> str:
         """The generated text (the server has already cut it at a stop sequence)."""
@@ -94,6 +80,15 @@ class RemoteRow:
 
     def step_text(self, tokenizer: object = None) -> str:
         return self.generated[self.step_char :]
+
+    def duplicate(self, copy_index: int) -> RemoteRow:
+        row = super().duplicate(copy_index)
+        row.seed = (self.seed * 31 + 104_729 * copy_index + len(self.token_ids)) % 2**31
+        return row
+
+    def start_step(self) -> None:
+        super().start_step()
+        self.step_char = len(self.generated)
 
 
 @dataclass
@@ -167,34 +162,8 @@ class OpenAIGenerator:
     def render(self, messages: Sequence[Message]) -> str:
         return self._render(messages)
 
-    def session(
-        self,
-        prompts: Sequence[str],
-        n: int | Sequence[int],
-        params: SamplingParams,
-        *,
-        step_delimiter: str | None = None,
-    ) -> RemoteSession:
-        return RemoteSession(self, prompts, n, params, step_delimiter=step_delimiter)
-
-    def generate(self, prompts: Sequence[str], n: int, params: SamplingParams) -> GenerationBatch:
-        if not prompts:
-            raise ValueError("generate needs at least one prompt")
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        session = self.session(prompts, n, params)
-        session.advance()
-        completions = [
-            Completion(
-                prompt_index=row.prompt_index,
-                text=row.generated.strip(),
-                completion_tokens=len(row.token_ids),
-                mean_logprob=row.logprob_sum / len(row.token_ids) if row.token_ids else 0.0,
-                finish_reason="length" if row.finish_reason == "length" else "stop",
-            )
-            for row in session.rows
-        ]
-        return GenerationBatch(completions, session.usage)
+    def session(self, prompts: Sequence[str], n: int | Sequence[int], params: SamplingParams) -> RemoteSession:
+        return RemoteSession(self, prompts, n, params)
 
     def check(self) -> OpenAIGenerator:
         """Ask the server for its models; :class:`ModelUnavailableError` if it is unreachable or lacks ``model``."""
@@ -270,48 +239,29 @@ class OpenAIGenerator:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class RemoteSession:
-    """Step-wise decoding over an OpenAI-compatible server, with the interface of ``DecodeSession``."""
+class RemoteSession(Session):
+    """Step-wise decoding over an OpenAI-compatible server (the :class:`Session` of :class:`OpenAIGenerator`)."""
+
+    rows: list[RemoteRow]
 
     def __init__(
-        self,
-        generator: OpenAIGenerator,
-        prompts: Sequence[str],
-        n: int | Sequence[int],
-        params: SamplingParams,
-        *,
-        step_delimiter: str | None = None,
+        self, generator: OpenAIGenerator, prompts: Sequence[str], n: int | Sequence[int], params: SamplingParams
     ):
-        if not prompts:
-            raise ValueError("a session needs at least one prompt")
-        counts = [n] * len(prompts) if isinstance(n, int) else [int(c) for c in n]
-        if len(counts) != len(prompts) or any(c < 0 for c in counts) or sum(counts) < 1:
-            raise ValueError(f"need one non-negative row count per prompt, at least one row; got {counts}")
-        if step_delimiter == "":
-            raise ValueError("step_delimiter must be a non-empty string or None")
+        super().__init__(prompts, n, params)
         self.generator = generator
-        self.params = params
-        self.step_delimiter = step_delimiter
-        self.usage = Usage()
         base = params.seed if params.seed is not None else random.SystemRandom().getrandbits(31)
-        self.rows: list[RemoteRow] = []
-        for i, count in enumerate(counts):
+        self.rows = []
+        for i, count in enumerate(self.counts):
             for _ in range(count):
-                self.rows.append(RemoteRow(i, prompts[i], seed=(base + 7919 * len(self.rows)) % 2**31))
-        self._stops = [s for s in params.stop if s] + ([step_delimiter] if step_delimiter else [])
+                self.rows.append(RemoteRow(i, prompt=prompts[i], seed=(base + 7919 * len(self.rows)) % 2**31))
+        self._stops = [s for s in params.stop if s] + ([params.step_delimiter] if params.step_delimiter else [])
 
     @property
     def backend(self) -> str:
         return "openai"
 
-    @property
-    def active(self) -> bool:
-        return any(r.status != "finished" for r in self.rows)
-
-    def advance(self, max_tokens: int | None = None) -> None:
+    def _advance(self, max_tokens: int | None) -> None:
         """Run every running row to its next step end (or finish), or for ``max_tokens`` more tokens."""
-        if max_tokens is not None and max_tokens < 0:
-            raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
         while True:
             running = [i for i, r in enumerate(self.rows) if r.status == "running"]
             if not running or max_tokens == 0:
@@ -322,36 +272,6 @@ class RemoteSession:
                 self._apply(request, response)
             if max_tokens is not None:
                 return
-
-    def select(self, indices: Sequence[int]) -> None:
-        """Keep exactly these rows, in this order; a repeated index duplicates a row (with its own seed)."""
-        count = len(self.rows)
-        rows: list[RemoteRow] = []
-        copies: dict[int, int] = {}
-        for i in indices:
-            if not 0 <= i < count:
-                raise IndexError(f"row index {i} out of range for {count} rows")
-            row = self.rows[i]
-            if i in copies:
-                row = copy.copy(row)
-                row.token_ids = list(row.token_ids)
-                row.seed = (row.seed * 31 + 104_729 * copies[i] + len(row.token_ids)) % 2**31
-            copies[i] = copies.get(i, 0) + 1
-            rows.append(row)
-        self.rows = rows
-
-    def resume(self) -> None:
-        for row in self.rows:
-            if row.status == "step_done":
-                row.status = "running"
-                row.step_start = len(row.token_ids)
-                row.step_char = len(row.generated)
-
-    def finish(self, indices: Sequence[int], reason: str) -> None:
-        for i in indices:
-            row = self.rows[i]
-            if row.status != "finished":
-                row.status, row.finish_reason = "finished", reason
 
     # -- internals ---------------------------------------------------------------------
     def _requests(self, running: list[int], max_tokens: int | None) -> list[_Request]:
@@ -414,16 +334,16 @@ class RemoteSession:
         row.generated += text
         row.token_ids += [0] * count
         row.logprob_sum += sum(values)
-        kind = _why_stopped(choice, text, tokens, self._stops, self.step_delimiter)
+        kind = _why_stopped(choice, text, tokens, self._stops, self.params.step_delimiter)
         if kind == "eos":
             row.status, row.finish_reason = "finished", "eos"
         elif kind == "stop":
             row.status, row.finish_reason = "finished", "stop"
         elif len(row.token_ids) >= self.params.max_new_tokens:
             row.status, row.finish_reason = "finished", "length"
-        elif kind == "step" and self.step_delimiter is not None:
+        elif kind == "step" and self.params.step_delimiter is not None:
             had_content = bool(row.generated[row.step_char :].strip())
-            row.generated += self.step_delimiter
+            row.generated += self.params.step_delimiter
             if had_content:  # a step needs content before its delimiter; leading blank lines are not a step
                 row.status = "step_done"
         return count

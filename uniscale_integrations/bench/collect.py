@@ -87,7 +87,7 @@ class CollectPlan:
 
 def build_engines(plan: CollectPlan, *, alpha: float = 0.5, mode: str = "cost-sensitive") -> dict[bool, UniScale]:
     """Engines over the plan's space with early stopping on and off (they share the loaded models)."""
-    from uniscale_integrations.executor.search import EarlyStopping
+    from uniscale_integrations.executor.stopping import EarlyStopping
 
     def engine(enabled: bool) -> UniScale:
         stopping = EarlyStopping(enabled=enabled, h_max=plan.h_max, v_sup=plan.v_sup)

@@ -22,7 +22,7 @@ from typing import Any
 
 from uniscale_integrations.answers import canonical_answer, voted_answer
 from uniscale_integrations.bench.data import Question
-from uniscale_integrations.executor.search import CUT
+from uniscale_integrations.executor.paths import CUT
 from uniscale_integrations.reward.cost import Usage
 
 Record = Mapping[str, Any]

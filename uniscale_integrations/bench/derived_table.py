@@ -27,11 +27,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from uniscale_integrations.backends.hf.session import ends_in_loop
+from uniscale_integrations.backends.hf.stops import ends_in_loop
 from uniscale_integrations.bench.data import Question
 from uniscale_integrations.bench.derive import Path, Record, derived_usage, rows_of, tally, vote
 from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta
-from uniscale_integrations.executor.search import CHECK_TOKENS, leader_holds
+from uniscale_integrations.executor.stopping import CHECK_TOKENS, leader_holds
 from uniscale_integrations.features.space import Config
 from uniscale_integrations.reward.cost import CostModel, ModelShape, SpacePricing
 

@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,8 @@ from uniscale_integrations.bench.derived_table import loop_stop
 from uniscale_integrations.bench.samples import SamplePlan, read_records
 
 if TYPE_CHECKING:
-    from uniscale_integrations.backends.base import HFGenerator, SamplingParams
+    from uniscale_integrations.backends.base import SamplingParams
+    from uniscale_integrations.backends.hf.generator import HFGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +99,15 @@ def continue_rows(
 ) -> list[dict[str, Any]]:
     """Continue each stored ``path`` (its prompt, and the seed of the session that sampled it) up to
     ``params.max_new_tokens``, in one batch; the paths with their new ``tokens`` .. ``text``."""
-    from uniscale_integrations.backends.hf.session import DecodeSession, row_stream
+    from uniscale_integrations.backends.hf.sampling import row_stream
+    from uniscale_integrations.backends.hf.session import DecodeSession
 
     tokenizer = generator.tokenizer
     started = time.perf_counter()
     joined = [prompt + path["text"] for prompt, path in zip(prompts, paths, strict=True)]
-    session = DecodeSession(generator.loaded, joined, 1, params, step_delimiter=step_delimiter, mark_steps=True)
+    session = DecodeSession(
+        generator.loaded, joined, 1, replace(params, step_delimiter=step_delimiter), mark_steps=True
+    )
     retokenised = []
     for row, path, seed in zip(session.rows, paths, seeds, strict=True):
         row.token_ids = list(tokenizer(path["text"], add_special_tokens=False)["input_ids"])
@@ -133,8 +138,9 @@ def extend_capped(plan: SamplePlan, work: Path, cap: int, *, batch: int = 16, pr
     """Continue every capped row of ``work`` to ``cap`` new tokens; resumable. Returns the output file."""
     from tqdm.auto import tqdm
 
-    from uniscale_integrations.backends.base import HFGenerator, SamplingParams
-    from uniscale_integrations.executor.search import question_variants
+    from uniscale_integrations.backends.base import SamplingParams
+    from uniscale_integrations.backends.hf.generator import HFGenerator
+    from uniscale_integrations.executor.prompts import question_variants
     from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
     from uniscale_integrations.models import ModelRegistry, load_model, load_tokenizer
 

@@ -140,7 +140,7 @@ class SamplePlan:
         :meth:`UniScale.from_defaults` (mode, alpha, ...).
         """
         from uniscale_integrations.engine import UniScale
-        from uniscale_integrations.executor.search import EarlyStopping
+        from uniscale_integrations.executor.stopping import EarlyStopping
 
         settings = {self.sampling[m] for m in self.models}
         if len(settings) != 1:
@@ -196,9 +196,10 @@ def collect_samples(
     """
     from tqdm.auto import tqdm
 
-    from uniscale_integrations.backends.base import HFGenerator, SamplingParams
+    from uniscale_integrations.backends.base import SamplingParams
+    from uniscale_integrations.backends.hf.generator import HFGenerator
     from uniscale_integrations.backends.hf.session import DecodeSession
-    from uniscale_integrations.executor.search import question_variants
+    from uniscale_integrations.executor.prompts import question_variants
     from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
     from uniscale_integrations.models import ModelRegistry, load_model
 
@@ -244,11 +245,10 @@ def collect_samples(
             seed=question_seed(question.id),
             greedy_first=True,
             stop_at_answer=True,
+            step_delimiter=plan.step_delimiter,
         )
         started = time.perf_counter()
-        session = DecodeSession(
-            generator.loaded, prompts, 1 + plan.samples, params, step_delimiter=plan.step_delimiter, mark_steps=True
-        )
+        session = DecodeSession(generator.loaded, prompts, 1 + plan.samples, params, mark_steps=True)
         session.advance()
         seconds = time.perf_counter() - started
         tokenizer = generator.tokenizer

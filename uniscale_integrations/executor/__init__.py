@@ -1,14 +1,8 @@
-"""Test-time scaling: generator backends and the search that executes a configuration."""
+"""The executor: runs one configuration on one chat (search, stopping, aggregation), scored by verifiers."""
 
-from uniscale_integrations.backends.base import Generator, HFGenerator, SamplingParams
-from uniscale_integrations.executor.search import (
-    EarlyStopping,
-    Execution,
-    Executor,
-    PathTrace,
-    aggregate,
-    vote_decided,
-)
+from uniscale_integrations.executor.paths import PathTrace, aggregate
+from uniscale_integrations.executor.search import Execution, Executor
+from uniscale_integrations.executor.stopping import EarlyStopping, vote_decided
 from uniscale_integrations.executor.styles import BRIEF, REASON_THEN_ANSWER, STEP_BY_STEP, STYLES, AnswerStyle
 
 __all__ = [
@@ -20,10 +14,7 @@ __all__ = [
     "EarlyStopping",
     "Execution",
     "Executor",
-    "Generator",
-    "HFGenerator",
     "PathTrace",
-    "SamplingParams",
     "aggregate",
     "vote_decided",
 ]

@@ -39,16 +39,20 @@ import logging
 import math
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from uniscale_integrations.answers import canonical_answer, stated_answer, voted_answer
-from uniscale_integrations.backends.base import Generator, Message, SamplingParams, release_memory
+from uniscale_integrations.backends.base import Generator, SamplingParams, release_memory
 from uniscale_integrations.errors import ConfigSpaceError, ModelUnavailableError
 from uniscale_integrations.events import Listener, PathPruned, StepScored, emit
+from uniscale_integrations.executor.paths import CUT, Aggregation, PathStatus, PathTrace, aggregate, answer_score
 from uniscale_integrations.executor.pooling import Grouping, MeaningPool
+from uniscale_integrations.executor.prompts import last_user_index, question_variants, with_system_prompt
+from uniscale_integrations.executor.stopping import CHECK_TOKENS, EarlyStopping, vote_decided, vote_settled
+from uniscale_integrations.features.query import Message
 from uniscale_integrations.features.space import Config
 from uniscale_integrations.reward.budget import Budget, Cap
 from uniscale_integrations.reward.cost import CostModel, Usage
@@ -59,102 +63,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VARIANT_TEMPLATES: tuple[str, ...] = (
-    "{question}",
-    "Read the problem carefully and solve it.\n\n{question}",
-    "{question}\n\nWork it out step by step before answering.",
-    "Here is a problem for you.\n{question}\nCheck your arithmetic, then answer.",
-)
 
-Aggregation = Literal["weighted_vote", "majority", "best_score"]
-PathStatus = Literal["running", "finished", "length", "loop", "step_limit", "pruned", "outranked", "budget"]
-CUT: tuple[PathStatus, ...] = ("length", "loop")
-"""How a path ends when it is stopped before it ends by itself (it casts no vote unless it stated an answer)."""
 LARGE_PROMPT_CHARS = 20_000
 """After a search whose prompts held more characters, freed memory is handed back to the system."""
-CHECK_TOKENS = 8
-"""Decoding steps between two checks: of a budget's caps, and of the vote when paths do not pause
-at step ends (``EarlyStopping(pause_at_steps=False)``)."""
-
-
-@dataclass(frozen=True)
-class EarlyStopping:
-    """Path-aware early stopping: prune a path that can no longer beat the best finished one.
-
-    ``v_sup`` is the largest score a step can get; ``None`` uses the largest step score
-    seen so far in this search (an empirical, less conservative bound). ``bound_paths`` is
-    the paper's rule, path by path; ``decided_vote`` stops every path once the aggregation's
-    winner can no longer change (alone, it never changes the answer).
-
-    With ``pause_at_steps=False`` a BS = 1 search never waits at step ends: its paths decode
-    without pauses (a batch of rows paused at a step end idles while the others catch up), the
-    vote is checked every :data:`CHECK_TOKENS` tokens, and a path is scored once, when it ends.
-    Only ``decided_vote`` applies then (the path bound needs step scores), so the answer is the
-    one early stopping off gives. Beam search (BS > 1) always pauses: its beams are chosen there.
-    """
-
-    enabled: bool = True
-    h_max: int = 8
-    v_sup: float | None = 1.0
-    bound_paths: bool = True
-    decided_vote: bool = True
-    pause_at_steps: bool = True
-    settle: float | None = None
-    """With ``decided_vote``, also stop once the leading answer would hold with at least this
-    probability had every open path voted too (:func:`leader_holds`); ``None``: only once it is
-    certain. Chosen on table v2's tuning split (see docs/bench.md)."""
-
-    def __post_init__(self) -> None:
-        if self.h_max < 1:
-            raise ValueError(f"h_max must be >= 1, got {self.h_max}")
-        if self.v_sup is not None and not 0.0 <= self.v_sup <= 1.0:
-            raise ValueError(f"v_sup must lie in [0, 1], got {self.v_sup}")
-        if self.settle is not None and not 0.5 < self.settle < 1.0:
-            raise ValueError(f"settle must lie in (0.5, 1), got {self.settle}")
-
-    def bound(self, step: int, mean_score: float, v_sup: float) -> float:
-        """The best mean score a path at ``step`` with ``mean_score`` could still reach."""
-        remaining = max(0, self.h_max - step)
-        return (step * mean_score + remaining * v_sup) / self.h_max
-
-
-@dataclass
-class PathTrace:
-    """One solution path: its steps' scores, and how it ended."""
-
-    id: int
-    variant: int
-    tree: int
-    parent: int | None
-    text: str = ""
-    answer: str | None = None
-    group: str | None = None
-    """The group of meaning it was pooled into, when replies pool by meaning (:class:`MeaningPool`)."""
-    step_scores: list[float] = field(default_factory=list)
-    final_score: float | None = None
-    status: PathStatus = "running"
-    reason: str | None = None
-    completion_tokens: int = 0
-    _logprob_mark: tuple[float, int] = (0.0, 0)
-
-    @property
-    def steps(self) -> int:
-        return len(self.step_scores)
-
-    @property
-    def mean_score(self) -> float:
-        return sum(self.step_scores) / len(self.step_scores) if self.step_scores else 0.0
-
-    @property
-    def finished(self) -> bool:
-        return self.final_score is not None
-
-    @property
-    def key(self) -> str | None:
-        """What the path votes for: its group of meaning, else its answer's canonical form."""
-        if self.group is not None:
-            return self.group
-        return canonical_answer(self.answer) if self.answer is not None else None
 
 
 @dataclass
@@ -177,138 +88,6 @@ class Execution:
     """The cap that stopped the search early (the answer is then the best found so far)."""
 
 
-def question_variants(messages: Sequence[Message], qp: int, instruction: str | None = None) -> list[list[Message]]:
-    """``qp`` chats that differ only in how the last user message is phrased."""
-    if qp > len(VARIANT_TEMPLATES):
-        raise ConfigSpaceError(f"qp={qp} exceeds the {len(VARIANT_TEMPLATES)} question variants available")
-    last_user = _last_user_index(messages)
-    question = messages[last_user]["content"]
-    variants = []
-    for template in VARIANT_TEMPLATES[:qp]:
-        chat = [dict(m) for m in messages]
-        content = template.format(question=question)
-        chat[last_user]["content"] = f"{content}\n{instruction}" if instruction else content
-        variants.append(chat)
-    return variants
-
-
-def with_system_prompt(messages: Sequence[Message], system_prompt: str) -> list[Message]:
-    """The chat with ``system_prompt`` first, unless the chat brings its own system message."""
-    if any(m["role"] == "system" for m in messages):
-        return [dict(m) for m in messages]
-    return [{"role": "system", "content": system_prompt}, *(dict(m) for m in messages)]
-
-
-def aggregate(paths: Sequence[PathTrace], method: Aggregation = "weighted_vote") -> PathTrace | None:
-    """The finished path whose answer wins; ``None`` when no path finished.
-
-    The returned path is the best-scored one among those giving the winning answer.
-    """
-    done = [p for p in paths if p.finished]
-    if not done:
-        return None
-    if method == "best_score":
-        return max(done, key=lambda p: p.final_score or 0.0)
-    weight: dict[str, float] = defaultdict(float)
-    count: dict[str, int] = defaultdict(int)
-    for path in done:
-        if path.key is not None:
-            weight[path.key] += path.final_score or 0.0
-            count[path.key] += 1
-    if not weight:
-        return max(done, key=lambda p: p.final_score or 0.0)
-    if method == "weighted_vote":
-        winner = max(weight, key=lambda a: (weight[a], count[a]))
-    elif method == "majority":
-        winner = max(count, key=lambda a: (count[a], weight[a]))
-    else:
-        raise ValueError(f"unknown aggregation {method!r}")
-    return max((p for p in done if p.key == winner), key=lambda p: p.final_score or 0.0)
-
-
-def vote_decided(
-    paths: Sequence[PathTrace], open_beams: int, v_sup: float, method: Aggregation = "weighted_vote"
-) -> str | None:
-    """Why :func:`aggregate`'s answer can no longer change, or ``None`` while it still can.
-
-    ``open_beams`` paths may still finish, each with a final score of at most ``v_sup``: the
-    winner is decided when even all of them backing the runner-up (or a new answer) could not
-    overtake the leader.
-    """
-    done = [p for p in paths if p.finished]
-    if not done:
-        return None
-    if method == "best_score":
-        best = max(p.final_score or 0.0 for p in done)
-        return f"best finished score {best:.3f} >= v_sup {v_sup:.3f}" if best >= v_sup else None
-    tally: dict[str, float] = defaultdict(float)
-    for path in done:
-        if path.key is not None:
-            tally[path.key] += (path.final_score or 0.0) if method == "weighted_vote" else 1.0
-    if not tally:
-        return None
-    leader, *others = sorted(tally.values(), reverse=True)
-    runner_up = others[0] if others else 0.0
-    reach = open_beams * (v_sup if method == "weighted_vote" else 1.0)
-    if leader > runner_up + reach:
-        return f"vote decided: leader {leader:.3f} > runner-up {runner_up:.3f} + {open_beams} open beams ({reach:.3f})"
-    return None
-
-
-def leader_holds(leader: int, others: int, open_paths: int) -> float:
-    """The probability that the leading answer, backed by ``leader`` of the finished paths against
-    ``others`` behind other answers, still has more votes than all of those together once
-    ``open_paths`` more paths have voted.
-
-    Each open path backs the leader with an unknown probability whose posterior, after the
-    finished votes and a uniform prior, is Beta(leader + 1, others + 1); the open votes are
-    then Beta-binomial. This is the Beta stopping rule of Adaptive-Consistency (Aggarwal et al.,
-    EMNLP 2023) with the number of open paths known, as it is in one batched search. Written by
-    hand: a dozen lines of log-gamma arithmetic, where SciPy would be a dependency for one pmf.
-
-    >>> round(leader_holds(4, 0, 4), 3), round(leader_holds(2, 1, 5), 3), leader_holds(3, 0, 0)
-    (0.992, 0.643, 1.0)
-    """
-    a, b, n = leader + 1, others + 1, open_paths
-    log_beta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-    holds = 0.0
-    for x in range(n + 1):
-        if leader + x > others + n - x:
-            log_pmf = (
-                math.lgamma(n + 1)
-                - math.lgamma(x + 1)
-                - math.lgamma(n - x + 1)
-                + math.lgamma(x + a)
-                + math.lgamma(n - x + b)
-                - math.lgamma(n + a + b)
-                - log_beta
-            )
-            holds += math.exp(log_pmf)
-    return min(1.0, holds)
-
-
-def vote_settled(paths: Sequence[PathTrace], open_paths: int, settle: float) -> str | None:
-    """Why the leading answer is taken as settled (:func:`leader_holds` >= ``settle``), or ``None``."""
-    counts = sorted(Counter(p.key for p in paths if p.finished and p.key is not None).values(), reverse=True)
-    if not counts:
-        return None
-    chance = leader_holds(counts[0], sum(counts[1:]), open_paths)
-    if chance >= settle:
-        return f"vote settled: the leader holds with probability {chance:.3f} over {open_paths} open paths"
-    return None
-
-
-def answer_score(paths: Sequence[PathTrace], winner: PathTrace) -> float:
-    """The mean final score of the finished paths voting as the winner does.
-
-    A winner that votes for nothing (free text without a stated answer) is backed by itself alone.
-    """
-    if winner.key is None:
-        return winner.final_score or 0.0
-    backers = [p for p in paths if p.finished and p.key == winner.key]
-    return sum(p.final_score or 0.0 for p in backers) / len(backers)
-
-
 class Executor:
     """Runs configurations on generators, one per model name, and prices the work."""
 
@@ -327,7 +106,7 @@ class Executor:
         system_prompt: str | None = None,
         instruction: str | None = None,
         verifier: Verifier | Mapping[str, Verifier] | None = None,
-        early_stopping: EarlyStopping = EarlyStopping(),
+        early_stopping: EarlyStopping | None = None,
         aggregation: Aggregation = "weighted_vote",
         step_delimiter: str = "\n\n",
         verifier_timeout: float | None = None,
@@ -354,7 +133,7 @@ class Executor:
         self.verifier = verifier
         """Scores the paths of every model, or of the models a mapping names (the others score
         themselves by their own confidence)."""
-        self.early_stopping = early_stopping
+        self.early_stopping = early_stopping if early_stopping is not None else EarlyStopping()
         self.aggregation: Aggregation = aggregation
         self.step_delimiter = step_delimiter
         self.meaning = meaning
@@ -444,7 +223,7 @@ class Executor:
         if self.system_prompt is not None:
             messages = with_system_prompt(messages, self.system_prompt)
         prompts = [generator.render(chat) for chat in question_variants(messages, config.qp, self.instruction)]
-        question = messages[_last_user_index(messages)]["content"]
+        question = messages[last_user_index(messages)]["content"]
         search = _Search(self, generator, config, question, list(listeners), budget, started)
         sampled = config.cp > 1 or config.bs > 1
         params = SamplingParams(
@@ -531,9 +310,8 @@ class _Search:
         stepwise = config.bs > 1 or (stopping and self.stopping.pause_at_steps)
         session = self.generator.session(
             prompts,
-            n=config.cp * children,
-            params=params,
-            step_delimiter=self.executor.step_delimiter if stepwise else None,
+            config.cp * children,
+            replace(params, step_delimiter=self.executor.step_delimiter if stepwise else None),
         )
         rows = [
             self._new_path(variant=r.prompt_index, tree=r.prompt_index * config.cp + i // children)
@@ -761,10 +539,3 @@ def _finish_status(row: PathRow) -> PathStatus:
     if row.finish_reason == "loop":
         return "loop"
     return "length" if row.finish_reason == "length" else "finished"
-
-
-def _last_user_index(messages: Sequence[Message]) -> int:
-    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
-    if last_user is None:
-        raise ValueError("the chat has no user message to answer")
-    return last_user
