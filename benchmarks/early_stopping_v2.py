@@ -23,7 +23,7 @@ from uniscale_integrations.bench.derived_table import derivation
 from uniscale_integrations.bench.sample_set import load_sample_set
 from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.models import ModelRegistry
-from uniscale_integrations.reward.cost import CostModel, ModelShape
+from uniscale_integrations.reward.cost import CostModel
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     samples = load_sample_set(args.work or WORKS, cap=args.cap)
     registry = ModelRegistry.default()
-    shapes = {m: ModelShape.of(registry[m]) for m in samples.plan.models}
+    shapes = {m: registry[m] for m in samples.plan.models}
     configs = [c for c in ConfigSpace.grid(samples.plan.models, (1, 2), (1, 2, 4, 8), (1,)) if c.paths > 1]
     cost = CostModel()
     figures: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)

@@ -40,7 +40,7 @@ def main() -> None:
     samples = load_sample_set(args.work or WORKS, split=args.split, cap=args.cap)
     records = samples.records
     registry = ModelRegistry.default()
-    shapes = {m: ModelShape.of(registry[m]) for m in samples.plan.models}
+    shapes = {m: registry[m] for m in samples.plan.models}
     tiers = sorted({r["tier"] for r in records})
     lines = [
         f"Command: `python benchmarks/samples_report.py --split {args.split} --cap {args.cap}`. "

@@ -25,6 +25,7 @@ from uniscale_integrations import Config, ConfigSpace, DuplicateFeedbackError, L
 from uniscale_integrations.events import Listener
 from uniscale_integrations.executor.search import Execution
 from uniscale_integrations.features.encoder import QueryEncoder
+from uniscale_integrations.options import RunOptions
 from uniscale_integrations.reward.cost import CostModel, ModelShape, NominalBudget, nominal_usage
 from uniscale_integrations.store.sqlite import SQLiteStore
 
@@ -47,12 +48,8 @@ class ScriptedExecutor:
         self,
         messages: Sequence[dict[str, str]],
         config: Config,
-        *,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
+        options: RunOptions,
         listeners: Iterable[Listener] = (),
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
     ) -> Execution:
         self.calls.append(config)
         usage = nominal_usage(config, NominalBudget())

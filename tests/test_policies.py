@@ -7,7 +7,7 @@ import pytest
 
 from uniscale_integrations import LinUCB
 from uniscale_integrations.features.joint import ProductFeatures
-from uniscale_integrations.policy.baselines import KNN, Fixed, Greedy, LinUCBPolicy, Oracle, Policy, RandomPolicy
+from uniscale_integrations.policy import KNN, Fixed, Greedy, LinUCBPolicy, Oracle, Policy, RandomPolicy
 
 N_CONFIGS, DZ, DC = 3, 3, 3
 ACTIONS = np.eye(N_CONFIGS)

@@ -1,7 +1,8 @@
 """UniScale for LangChain and LlamaIndex: per-query joint model routing and test-time scaling.
 
-The core (``uniscale_integrations.core``) imports neither framework; the adapters live in
-``uniscale_integrations.langchain`` and ``uniscale_integrations.llama_index``.
+The engine and the parts it drives (``features``, ``policy``, ``executor``, ``backends``, ``reward``,
+``store``) import neither framework; the adapters live in ``uniscale_integrations.langchain`` and
+``uniscale_integrations.llama_index``, the server in ``uniscale_integrations.serve``.
 """
 
 from uniscale_integrations.engine import Estimate, Explanation, Result, UniScale
@@ -20,6 +21,7 @@ from uniscale_integrations.errors import (
     UnknownModelError,
 )
 from uniscale_integrations.features.space import Config, ConfigSpace
+from uniscale_integrations.options import RunOptions
 from uniscale_integrations.policy.linucb import LinUCB
 from uniscale_integrations.reward.budget import Budget
 from uniscale_integrations.reward.cost import CostModel, Usage
@@ -42,6 +44,7 @@ __all__ = [
     "ModelUnavailableError",
     "Result",
     "RewardWeights",
+    "RunOptions",
     "SQLiteStore",
     "StoreCorruptError",
     "StoreError",

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
+import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from uniscale_integrations.checks import unit_interval
+from uniscale_integrations.defaults import Defaults
 from uniscale_integrations.errors import (
     BudgetError,
-    ConfigSpaceError,
     ContextLengthError,
     ModelUnavailableError,
     StoreError,
@@ -28,44 +29,41 @@ from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.joint import ProductFeatures
 from uniscale_integrations.features.query import Message, as_messages, query_record, query_text
 from uniscale_integrations.features.space import Config, ConfigSpace
-from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.options import RunOptions
+from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
 from uniscale_integrations.policy.replica import Replica
 from uniscale_integrations.reward.budget import Budget, Cap
-from uniscale_integrations.reward.cost import CostModel, ModelShape, NominalBudget, SpacePricing, Usage, nominal_usage
+from uniscale_integrations.reward.cost import (
+    CostModel,
+    NominalBudget,
+    Shaped,
+    SpacePricing,
+    Usage,
+    nominal_usage,
+)
 from uniscale_integrations.reward.weights import Mode, RewardWeights
+from uniscale_integrations.store import PolicyStore, open_store
 from uniscale_integrations.store.records import Decision, Outcome, checked_decision_id, new_decision_id, query_hash
-from uniscale_integrations.store.sqlite import PolicyStore, open_store
 
 if TYPE_CHECKING:
-    from uniscale_integrations.executor.paths import Aggregation, PathTrace
+    from uniscale_integrations.executor.paths import PathTrace
     from uniscale_integrations.executor.search import Execution
-    from uniscale_integrations.executor.stopping import EarlyStopping
-    from uniscale_integrations.executor.styles import AnswerStyle
-    from uniscale_integrations.executor.verifiers import Verifier
-    from uniscale_integrations.models import ModelRegistry, ModelSpec
+    from uniscale_integrations.models import ModelSpec
 
 logger = logging.getLogger(__name__)
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
 
 
 class ConfigExecutor(Protocol):
     """Runs one configuration on one chat (see :class:`uniscale_integrations.executor.search.Executor`).
 
     An executor may also offer ``prompt_tokens(messages, model, qp) -> int | None`` (the tokens of
-    the longest rendered variant) and ``max_new_tokens``; with them, the engine leaves out models
-    whose context window cannot hold a query before it chooses.
+    the longest rendered variant) and ``token_budget(model) -> int``; with them, the engine leaves
+    out models whose context window cannot hold a query before it chooses.
     """
 
     def execute(
-        self,
-        messages: Sequence[Message],
-        config: Config,
-        *,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
-        listeners: Iterable[Listener] = (),
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        budget: Budget | None = None,
+        self, messages: Sequence[Message], config: Config, options: RunOptions, listeners: Iterable[Listener] = ()
     ) -> Execution: ...
 
 
@@ -104,6 +102,33 @@ class Result:
     """The part of ``eflops`` spent by the verifier."""
     budget_exhausted: Cap | None = None
     """The budget cap that stopped the search early; the answer is then the best found so far."""
+    model: str | None = None
+    """The full name of the model that answered (its short name, ``config.model``, when no spec is known)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision, its cost and its score as plain data: what every adapter attaches to its response."""
+        estimate = self.estimate
+        return {
+            "decision_id": self.decision_id,
+            "config": str(self.config),
+            "model": self.model if self.model is not None else self.config.model,
+            "eflops": self.eflops,
+            "verifier_eflops": self.verifier_eflops,
+            "cost": self.cost,
+            "score": self.score,
+            "answer": self.answer,
+            "seconds": self.seconds,
+            "estimate": None
+            if estimate is None
+            else {"mean": estimate.mean, "width": estimate.width, "ucb": estimate.ucb},
+            "paths": len(self.paths),
+            "pruned": sum(p.status == "pruned" for p in self.paths),
+            "budget_exhausted": self.budget_exhausted,
+        }
+
+    def pieces(self) -> list[str]:
+        """:attr:`text` in word-sized pieces (whitespace kept) that join back to it: what a stream sends."""
+        return _PIECES.findall(self.text)
 
 
 class Explanation(list[Estimate]):
@@ -137,7 +162,7 @@ class UniScale:
         self,
         space: ConfigSpace,
         executor: ConfigExecutor,
-        shapes: Mapping[str, ModelShape],
+        shapes: Mapping[str, Shaped],
         *,
         encoder: QueryEncoder | None = None,
         weights: RewardWeights | None = None,
@@ -201,109 +226,17 @@ class UniScale:
             raise
 
     @classmethod
-    def from_defaults(
-        cls,
-        mode: Mode = "cost-sensitive",
-        *,
-        models: Sequence[str] | None = None,
-        qp: Sequence[int] = (1, 2),
-        cp: Sequence[int] = (1, 4),
-        bs: Sequence[int] = (1,),
-        registry: ModelRegistry | None = None,
-        device: str | None = None,
-        style: str | AnswerStyle = "plain",
-        max_new_tokens: int | None = None,
-        temperature: float = 0.7,
-        top_p: float = 0.95,
-        greedy_first: bool = False,
-        stop_at_answer: bool | None = None,
-        stop_on_loop: bool = False,
-        system_prompt: str | None = None,
-        instruction: str | None = None,
-        verifier: Verifier | Literal["cross-model"] | None = None,
-        early_stopping: EarlyStopping | None = None,
-        aggregation: Aggregation = "weighted_vote",
-        verifier_timeout: float | None = None,
-        remote: Mapping[str, str] | None = None,
-        **kwargs: object,
-    ) -> UniScale:
-        """The offline ladder (S and M) over a small QP x CP grid; nothing loads until used.
+    def from_defaults(cls, mode: Mode = "cost-sensitive", **options: Any) -> UniScale:
+        """An engine on the default stack: the offline ladder (S and M) over a small QP x CP grid;
+        nothing loads until used.
 
-        ``style`` (:data:`~uniscale_integrations.executor.styles.STYLES`: ``"plain"``, ``"reasoned"``,
-        ``"brief"``) sets the instruction appended to the question, each rung's token budget,
-        whether a path stops at its answer line, and whether candidates pool by meaning;
-        ``instruction``, ``max_new_tokens`` (every rung) and ``stop_at_answer`` override it.
-        ``temperature`` to ``stop_on_loop`` say how paths decode (see
-        :class:`~uniscale_integrations.executor.search.Executor`; table v2 was decoded with the reasoned style,
-        temperature 0.6, top-p 0.9, greedy first and the loop stop);
-        ``system_prompt`` is put first in chats that bring none. ``verifier`` scores steps and
-        answers (default: each path's own token confidence; ``"cross-model"``: each rung's paths
-        by the next larger rung's log-likelihood, see
-        :func:`~uniscale_integrations.executor.verifiers.cross_model_verifiers`), each call within ``verifier_timeout``
-        seconds when set; see :class:`~uniscale_integrations.executor.search.Executor`. ``remote`` maps rungs
-        to the base URL of an OpenAI-compatible server that serves them under the rung's name (e.g.
-        ``{"M": "http://gpu-box:8080/v1"}``): those rungs generate there
-        (:class:`~uniscale_integrations.backends.openai.OpenAIGenerator`, ChatML prompts), priced
-        by their declared size and the tokens the server reports.
+        ``mode`` picks the reward weights. ``options`` are the stack's settings
+        (:class:`~uniscale_integrations.defaults.Defaults`: ``models``, ``qp``, ``cp``, ``bs``, ``style``,
+        ``max_new_tokens``, ``temperature``, ``instruction``, ``verifier``, ``early_stopping``, ``remote``,
+        ...) and this class's own keywords (``seed``, ``store``, ``alpha``, ``listeners``, ...).
         """
-        from uniscale_integrations.backends.base import Generator
-        from uniscale_integrations.backends.hf.generator import HFGenerator
-        from uniscale_integrations.backends.openai import OpenAIGenerator
-        from uniscale_integrations.executor.pooling import MeaningPool
-        from uniscale_integrations.executor.search import Executor
-        from uniscale_integrations.executor.stopping import EarlyStopping
-        from uniscale_integrations.executor.styles import answer_style
-        from uniscale_integrations.executor.verifiers import cross_model_verifiers
-        from uniscale_integrations.features.encoder import MiniLMEmbedder
-        from uniscale_integrations.models import DEFAULT_LADDER, ModelRegistry, load_model, resolve_device
-
-        registry = registry if registry is not None else ModelRegistry.default()
-        models = tuple(models) if models is not None else DEFAULT_LADDER
-        device = device or resolve_device()
-        specs = {name: registry[name] for name in models}
-        remote = dict(remote or {})
-        unknown = sorted(set(remote) - set(models))
-        if unknown:
-            raise ConfigSpaceError(f"remote rung(s) {', '.join(unknown)} not among the models {', '.join(models)}")
-        cost_model = CostModel.for_device(device)
-        shapes = {n: ModelShape.of(s) for n, s in specs.items()}
-        answers = answer_style(style)
-        budgets = answers.budgets(models) if max_new_tokens is None else dict.fromkeys(models, max_new_tokens)
-
-        def factory(name: str) -> Callable[[], Generator]:
-            if name in remote:
-                return lambda: OpenAIGenerator(remote[name], name, shapes[name]).check()
-            return lambda: HFGenerator(load_model(specs[name], device=device))
-
-        executor = Executor(
-            {name: factory(name) for name in models},
-            cost_model,
-            max_new_tokens=max(budgets.values(), default=answers.max_new_tokens),
-            token_budgets=budgets,
-            temperature=temperature,
-            top_p=top_p,
-            greedy_first=greedy_first,
-            stop_at_answer=answers.stop_at_answer if stop_at_answer is None else stop_at_answer,
-            stop_on_loop=stop_on_loop,
-            system_prompt=system_prompt,
-            instruction=instruction if instruction is not None else answers.instruction,
-            verifier=cross_model_verifiers(specs, device=device, cost_model=cost_model)
-            if verifier == "cross-model"
-            else verifier,
-            early_stopping=early_stopping if early_stopping is not None else EarlyStopping(),
-            aggregation=aggregation,
-            verifier_timeout=verifier_timeout,
-            meaning=MeaningPool(MiniLMEmbedder(device), cost_model=cost_model) if answers.pool_by_meaning else None,
-        )
-        return cls(
-            ConfigSpace.grid(models, qp, cp, bs),
-            executor,
-            shapes,
-            weights=RewardWeights.preset(mode),
-            cost_model=cost_model,
-            specs=specs,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        defaults, engine_options = Defaults.split(options)
+        return cls(**{**defaults.build().engine_kwargs(mode), **engine_options})
 
     def _attach_reward(self, refit: bool) -> None:
         """Record the reward weights in the store; a store logged under others is refused unless ``refit``."""
@@ -344,8 +277,13 @@ class UniScale:
         return self._space
 
     @property
-    def bandit(self) -> LinUCB:
+    def policy(self) -> LinUCBPolicy:
         """The policy: the replay of the store's feedback log as of the last :meth:`sync`."""
+        return self._replica.policy
+
+    @property
+    def bandit(self) -> LinUCB:
+        """The policy's LinUCB (its arrays and hyperparameters)."""
         return self._replica.bandit
 
     def sync(self) -> int:
@@ -365,27 +303,6 @@ class UniScale:
         """The full name of a model of the space (its short name when no spec is known)."""
         spec = self.specs.get(model)
         return spec.hf_name if spec is not None else model
-
-    def describe(self, result: Result) -> dict[str, Any]:
-        """A result's decision as plain data: what the adapters attach to their responses."""
-        estimate = result.estimate
-        return {
-            "decision_id": result.decision_id,
-            "config": str(result.config),
-            "model": self.model_name(result.config.model),
-            "eflops": result.eflops,
-            "verifier_eflops": result.verifier_eflops,
-            "cost": result.cost,
-            "score": result.score,
-            "answer": result.answer,
-            "seconds": result.seconds,
-            "estimate": None
-            if estimate is None
-            else {"mean": estimate.mean, "width": estimate.width, "ucb": estimate.ucb},
-            "paths": len(result.paths),
-            "pruned": sum(p.status == "pruned" for p in result.paths),
-            "budget_exhausted": result.budget_exhausted,
-        }
 
     @property
     def context_window(self) -> int | None:
@@ -407,66 +324,51 @@ class UniScale:
         features = self.features(query)
         with self._lock:
             self._replica.catch_up()
-            mean, width = self.bandit.scores(features)
-            alpha = self.bandit.alpha
+            mean, width, ucb = self.policy.estimates(features)
         estimates = [
-            Estimate(config, float(m), float(w), float(m + alpha * w))
-            for config, m, w in zip(self._space, mean, width, strict=True)
+            Estimate(config, float(m), float(w), float(u))
+            for config, m, w, u in zip(self._space, mean, width, ucb, strict=True)
         ]
         return Explanation(sorted(estimates, key=lambda e: -e.ucb))
 
     def run(
         self,
         query: str | Sequence[Message],
-        config: Config | None = None,
+        options: RunOptions | Config | None = None,
         *,
-        stop: Sequence[str] = (),
         listeners: Sequence[Listener] = (),
-        seed: int | None = None,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        budget: Budget | None = None,
-        models: Collection[str] | None = None,
+        **fields: Any,
     ) -> Result:
-        """Answer ``query`` (a string or a chat), choosing the configuration unless one is given.
+        """Answer ``query`` (a string or a chat), choosing the configuration unless the options force one.
 
-        ``listeners`` receive this call's events (config selected, steps scored, paths pruned)
-        besides the engine's own listeners. ``seed`` fixes this call's sampling (default: drawn
-        from the engine's seeded generator). ``max_new_tokens`` and ``temperature`` override
-        the executor's for this call (``temperature`` applies to sampled paths).
+        ``options`` (:class:`~uniscale_integrations.options.RunOptions`) are this call's options; its
+        fields may also be given as keywords (``run(q, config=..., seed=...)``), or a lone
+        :class:`Config` forces that configuration. ``listeners`` receive this call's events (config
+        selected, steps scored, paths pruned) besides the engine's own listeners.
 
-        ``budget`` caps this query's eFLOPs, generated tokens and seconds: configurations whose
-        nominal cost exceeds a cap are not selected (:class:`BudgetError` if none fits), and the
-        search stops at a cap with its best answer so far (``Result.budget_exhausted``).
-        ``models`` restricts the choice to those models of the space (the policy still picks
-        the test-time scaling). When the chosen configuration's model cannot be loaded, the model is left out of this
-        engine's choices from then on (with a warning) and another configuration is chosen.
+        A ``budget`` leaves out the configurations whose nominal cost exceeds a cap
+        (:class:`BudgetError` if none fits), and the search stops at a cap with its best answer so far
+        (``Result.budget_exhausted``). ``models`` restricts the choice to those models of the space.
+        When the chosen configuration's model cannot be loaded, the model is left out of this engine's
+        choices from then on (with a warning) and another configuration is chosen.
         """
-        if max_new_tokens is not None and (
-            isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1
-        ):
-            raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-        if temperature is not None and (
-            isinstance(temperature, bool) or not (isinstance(temperature, int | float) and 0 <= temperature < math.inf)
-        ):
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-        stop = checked_stop(stop)
-        if models is not None:
-            models = self._known_models(models)
+        options = RunOptions.of(RunOptions(config=options) if isinstance(options, Config) else options, **fields)
         messages = as_messages(query)
+        config = options.config
         if config is None:
-            models = self._fitting_models(messages, max_new_tokens, models)
+            known = self._known_models(options.models) if options.models is not None else None
+            models = self._fitting_models(messages, options.max_new_tokens, known)
         else:
-            self._fitting_models(messages, max_new_tokens, {config.model}, forced=True)
+            self._fitting_models(messages, options.max_new_tokens, {config.model}, forced=True)
         features = self.features(messages)
         while True:
             arm, estimate = (
-                (self._space.index(config), None) if config is not None else self._select(features, budget, models)
+                (self._space.index(config), None)
+                if config is not None
+                else self._select(features, options.budget, models)
             )
             try:
-                return self._execute(
-                    messages, features, arm, estimate, listeners, seed, stop, max_new_tokens, temperature, budget
-                )
+                return self._execute(messages, features, arm, estimate, listeners, options)
             except ModelUnavailableError as exc:
                 if config is not None or exc.model not in self._space.models:
                     raise
@@ -530,8 +432,6 @@ class UniScale:
         return frozenset(fits)
 
     def _known_models(self, models: Collection[str]) -> frozenset[str]:
-        if isinstance(models, str) or not models:
-            raise ValueError(f"models must be a non-empty collection of model names, got {models!r}")
         unknown = sorted(set(models) - set(self._space.models))
         if unknown:
             raise UnknownModelError(f"models {unknown} are not in the space; it has {list(self._space.models)}")
@@ -563,12 +463,10 @@ class UniScale:
         candidates = ProductFeatures(features.context, features.actions[allowed])
         with self._lock:
             self._replica.catch_up()
-            best = self.bandit.select(candidates)
-            mean, width = self.bandit.scores(candidates)
-            alpha = self.bandit.alpha
+            best = self.policy.select(candidates)
+            mean, width, ucb = self.policy.estimates(candidates)
         arm = allowed[best]
-        m, w = float(mean[best]), float(width[best])
-        return arm, Estimate(self._space[arm], m, w, m + alpha * w)
+        return arm, Estimate(self._space[arm], float(mean[best]), float(width[best]), float(ucb[best]))
 
     def _execute(
         self,
@@ -577,11 +475,7 @@ class UniScale:
         arm: int,
         estimate: Estimate | None,
         listeners: Sequence[Listener],
-        seed: int | None,
-        stop: Sequence[str],
-        max_new_tokens: int | None,
-        temperature: float | None,
-        budget: Budget | None,
+        options: RunOptions,
     ) -> Result:
         config = self._space[arm]
         observers = [*self.listeners, *listeners]
@@ -597,19 +491,10 @@ class UniScale:
                 forced=estimate is None,
             ),
         )
-        if seed is None:
+        if options.seed is None:
             with self._lock:
-                seed = int(self._rng.integers(2**31))
-        execution = self.executor.execute(
-            messages,
-            config,
-            seed=seed,
-            stop=stop,
-            listeners=observers,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            **({"budget": budget} if budget is not None else {}),  # executors without budgets keep working
-        )
+                options = options.replace(seed=int(self._rng.integers(2**31)))
+        execution = self.executor.execute(messages, config, options, observers)
         cost = self.pricing.normalise(execution.eflops)
         text = query_record(messages)
         decision = Decision(decision_id, config, features.context, cost, execution.score, query_hash(text), text)
@@ -617,6 +502,7 @@ class UniScale:
             logger.warning("forgetting decision %s: more than %d await feedback", dropped, self._max_pending)
         logger.debug("decision %s: %s, %.3g eFLOPs, score %.2f", decision_id, config, execution.eflops, execution.score)
         return Result(
+            model=self.model_name(config.model),
             answer=execution.answer,
             text=execution.text,
             config=config,
@@ -639,8 +525,8 @@ class UniScale:
         is known; without it, the verifier score stands in for it. ``score`` replaces the
         verifier's score (a user's rating in [0, 1]).
         """
-        correct_value = _unit("correct", correct)
-        score_value = _unit("score", score, booleans=False)
+        correct_value = None if correct is None else unit_interval("correct", correct, booleans=True)
+        score_value = None if score is None else unit_interval("score", score)
         decision_id = checked_decision_id(decision_id)
 
         def judge(decision: Decision) -> Outcome:
@@ -697,25 +583,3 @@ class UniScale:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _unit(name: str, value: bool | float | None, *, booleans: bool = True) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) and booleans:
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be {'a bool or ' if booleans else ''}a finite number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be {'a bool or ' if booleans else ''}a finite number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def checked_stop(stop: Sequence[str]) -> tuple[str, ...]:
-    """Stop sequences as a tuple; each must be a non-empty string (the server's rule too)."""
-    if isinstance(stop, str):
-        stop = [stop]
-    stops = tuple(stop)
-    if any(not isinstance(s, str) or not s for s in stops):
-        raise ValueError("stop sequences must be non-empty strings")
-    return stops

@@ -44,7 +44,7 @@ from typing import Any, Literal
 from uniscale_integrations.backends.base import Row, SamplingParams, Session
 from uniscale_integrations.errors import ModelUnavailableError, UniScaleError
 from uniscale_integrations.features.query import Message
-from uniscale_integrations.reward.cost import ModelShape, Usage
+from uniscale_integrations.reward.cost import Shaped, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class OpenAIGenerator:
         self,
         base_url: str,
         model: str,
-        shape: ModelShape,
+        shape: Shaped,
         *,
         name: str | None = None,
         render: Callable[[Sequence[Message]], str] = chatml,
@@ -151,7 +151,7 @@ class OpenAIGenerator:
         return self._name
 
     @property
-    def shape(self) -> ModelShape:
+    def shape(self) -> Shaped:
         return self._shape
 
     @property

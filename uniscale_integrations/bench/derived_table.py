@@ -33,7 +33,7 @@ from uniscale_integrations.bench.derive import Path, Record, derived_usage, rows
 from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta
 from uniscale_integrations.executor.stopping import CHECK_TOKENS, leader_holds
 from uniscale_integrations.features.space import Config
-from uniscale_integrations.reward.cost import CostModel, ModelShape, SpacePricing
+from uniscale_integrations.reward.cost import CostModel, Shaped, SpacePricing
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def outcome_row(
     config: Config,
     early_stopping: bool,
     *,
-    shape: ModelShape,
+    shape: Shaped,
     cost_model: CostModel,
     pricing: SpacePricing,
     greedy_first: bool,
@@ -162,7 +162,7 @@ def derived_table(
     questions: Mapping[str, Question],
     configs: Sequence[Config],
     *,
-    shapes: Mapping[str, ModelShape],
+    shapes: Mapping[str, Shaped],
     cost_model: CostModel,
     pricing: SpacePricing,
     contexts: Mapping[str, Sequence[float]],

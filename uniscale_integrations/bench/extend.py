@@ -141,11 +141,12 @@ def extend_capped(plan: SamplePlan, work: Path, cap: int, *, batch: int = 16, pr
     from uniscale_integrations.backends.base import SamplingParams
     from uniscale_integrations.backends.hf.generator import HFGenerator
     from uniscale_integrations.executor.prompts import question_variants
-    from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
+    from uniscale_integrations.executor.styles import STYLES
     from uniscale_integrations.models import ModelRegistry, load_model, load_tokenizer
 
     if any(cap <= s.max_new_tokens for s in plan.sampling.values()):
         raise ValueError(f"cap {cap} must exceed the collection's ({plan.sampling})")
+    reasoned = STYLES["reasoned"]
     registry = ModelRegistry.default()
     records = list(read_records(work))
     done = read_extensions(work, cap)
@@ -162,13 +163,16 @@ def extend_capped(plan: SamplePlan, work: Path, cap: int, *, batch: int = 16, pr
         generator = HFGenerator(load_model(registry[model]))
         sampling = plan.sampling[model]
         params = SamplingParams(
-            max_new_tokens=cap, temperature=sampling.temperature, top_p=sampling.top_p, stop_at_answer=True
+            max_new_tokens=cap,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop_at_answer=reasoned.stop_at_answer,
         )
         for start in range(0, len(pending), batch):
             group = pending[start : start + batch]
             prompts = [
                 generator.render(
-                    question_variants([{"role": "user", "content": r["text"]}], plan.variants, REASON_THEN_ANSWER)[
+                    question_variants([{"role": "user", "content": r["text"]}], plan.variants, reasoned.instruction)[
                         p["variant"]
                     ]
                 )

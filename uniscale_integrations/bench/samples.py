@@ -200,9 +200,10 @@ def collect_samples(
     from uniscale_integrations.backends.hf.generator import HFGenerator
     from uniscale_integrations.backends.hf.session import DecodeSession
     from uniscale_integrations.executor.prompts import question_variants
-    from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
+    from uniscale_integrations.executor.styles import STYLES
     from uniscale_integrations.models import ModelRegistry, load_model
 
+    reasoned = STYLES["reasoned"]
     work.mkdir(parents=True, exist_ok=True)
     header = work / "plan.json"
     if header.exists():
@@ -210,7 +211,7 @@ def collect_samples(
         if stored["plan"] != plan.as_dict():
             raise UniScaleError(f"{work} holds another plan ({stored['plan']}); use a new work directory")
     else:
-        header.write_text(json.dumps({"plan": plan.as_dict(), "instruction": REASON_THEN_ANSWER}, indent=1) + "\n")
+        header.write_text(json.dumps({"plan": plan.as_dict(), "instruction": reasoned.instruction}, indent=1) + "\n")
     done = {(r["question"], r["model"]) for r in read_records(work)}
     stream = plan.stream()
     for plain in work.glob("chunk-*.jsonl"):  # a chunk finished by a run that stopped before packing it
@@ -236,7 +237,7 @@ def collect_samples(
             generators[model] = HFGenerator(load_model(registry[model]))
         generator = generators[model]
         sampling = plan.sampling[model]
-        chats = question_variants([{"role": "user", "content": question.text}], plan.variants, REASON_THEN_ANSWER)
+        chats = question_variants([{"role": "user", "content": question.text}], plan.variants, reasoned.instruction)
         prompts = [generator.render(chat) for chat in chats]
         params = SamplingParams(
             max_new_tokens=sampling.max_new_tokens,
@@ -244,7 +245,7 @@ def collect_samples(
             top_p=sampling.top_p,
             seed=question_seed(question.id),
             greedy_first=True,
-            stop_at_answer=True,
+            stop_at_answer=reasoned.stop_at_answer,
             step_delimiter=plan.step_delimiter,
         )
         started = time.perf_counter()

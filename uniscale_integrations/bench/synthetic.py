@@ -25,6 +25,7 @@ from uniscale_integrations.engine import UniScale
 from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.joint import FloatArray
 from uniscale_integrations.features.space import Config, ConfigSpace
+from uniscale_integrations.options import RunOptions
 from uniscale_integrations.reward.cost import ModelShape, Usage
 
 DEFAULT_ACCURACY: Mapping[str, Sequence[float]] = {
@@ -145,11 +146,13 @@ class FakeExecutor:
         self.early_stopping = early_stopping
         self.calls: list[tuple[str, str, int | None]] = []
 
-    def execute(self, messages: Sequence[Mapping[str, str]], config: Config, **kwargs: Any) -> Any:
+    def execute(
+        self, messages: Sequence[Mapping[str, str]], config: Config, options: RunOptions, listeners: Any = ()
+    ) -> Any:
         from uniscale_integrations.executor.search import Execution
 
         question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        seed = kwargs.get("seed")
+        seed = options.seed
         self.calls.append((question, str(config), seed))
         draw = zlib.crc32(f"{question}/{config}/{seed}".encode()) / 2**32
         p = 1.0 - (1.0 - self.skill.get(config.model, 0.3)) ** (1.0 + 0.5 * np.log2(config.paths))

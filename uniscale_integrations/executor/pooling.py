@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from uniscale_integrations.executor.verifiers import MINILM_SHAPE, SentenceEmbedder, embedding_usage
-from uniscale_integrations.reward.cost import CostModel, ModelShape, Usage
+from uniscale_integrations.reward.cost import CostModel, Shaped, Usage
 
 DEFAULT_THRESHOLD = 0.8
 """Cosine similarity from which two MiniLM embeddings are taken to say the same thing
@@ -57,7 +57,7 @@ class MeaningPool:
         threshold: float = DEFAULT_THRESHOLD,
         *,
         cost_model: CostModel | None = None,
-        shape: ModelShape = MINILM_SHAPE,
+        shape: Shaped = MINILM_SHAPE,
     ):
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must lie in (0, 1], got {threshold!r}")

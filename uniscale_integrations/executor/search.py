@@ -42,7 +42,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from uniscale_integrations.answers import canonical_answer, stated_answer, voted_answer
 from uniscale_integrations.backends.base import Generator, SamplingParams, release_memory
@@ -54,11 +54,12 @@ from uniscale_integrations.executor.prompts import last_user_index, question_var
 from uniscale_integrations.executor.stopping import CHECK_TOKENS, EarlyStopping, vote_decided, vote_settled
 from uniscale_integrations.features.query import Message
 from uniscale_integrations.features.space import Config
+from uniscale_integrations.options import RunOptions
 from uniscale_integrations.reward.budget import Budget, Cap
 from uniscale_integrations.reward.cost import CostModel, Usage
 
 if TYPE_CHECKING:
-    from uniscale_integrations.backends.base import PathRow, Session
+    from uniscale_integrations.backends.base import Row, Session
     from uniscale_integrations.executor.verifiers import Verdicts, Verifier
 
 logger = logging.getLogger(__name__)
@@ -203,35 +204,35 @@ class Executor:
         self,
         messages: Sequence[Message],
         config: Config,
-        *,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
+        options: RunOptions | None = None,
         listeners: Iterable[Listener] = (),
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        budget: Budget | None = None,
+        **fields: Any,
     ) -> Execution:
         """Search ``config`` on the chat and return the pooled answer with its trace and cost.
 
-        ``max_new_tokens`` and ``temperature`` override the executor's own for this call;
-        ``temperature`` applies to sampled paths (CP > 1 or BS > 1), and 0 makes every path greedy.
-        Under a ``budget`` the caps are checked every :data:`CHECK_TOKENS` decoding steps;
-        once one is reached every path stops where it is and the best answer so far is returned.
+        Of the call's ``options``, ``max_new_tokens`` and ``temperature`` override the executor's own
+        (``temperature`` applies to sampled paths, CP > 1 or BS > 1, and 0 makes every path greedy),
+        ``stop`` and ``seed`` go to the decoding, and under a ``budget`` the caps are checked every
+        :data:`CHECK_TOKENS` decoding steps: once one is reached every path stops where it is and the
+        best answer so far is returned. ``fields`` set options by keyword (``execute(chat, config, seed=3)``).
         """
+        options = RunOptions.of(options, **fields)
         started = time.perf_counter()
         generator = self.generator(config.model)
         if self.system_prompt is not None:
             messages = with_system_prompt(messages, self.system_prompt)
         prompts = [generator.render(chat) for chat in question_variants(messages, config.qp, self.instruction)]
         question = messages[last_user_index(messages)]["content"]
-        search = _Search(self, generator, config, question, list(listeners), budget, started)
+        search = _Search(self, generator, config, question, list(listeners), options.budget, started)
         sampled = config.cp > 1 or config.bs > 1
         params = SamplingParams(
-            max_new_tokens=max_new_tokens if max_new_tokens is not None else self.token_budget(config.model),
-            temperature=(temperature if temperature is not None else self.temperature) if sampled else 0.0,
+            max_new_tokens=options.max_new_tokens or self.token_budget(config.model),
+            temperature=(options.temperature if options.temperature is not None else self.temperature)
+            if sampled
+            else 0.0,
             top_p=self.top_p,
-            stop=tuple(stop),
-            seed=seed,
+            stop=options.stop,
+            seed=options.seed,
             greedy_first=self.greedy_first and config.bs == 1,
             stop_at_answer=self.stop_at_answer,
             stop_on_loop=self.stop_on_loop,
@@ -416,7 +417,7 @@ class _Search:
         return verifier.name if verifier is not None else "self-confidence"
 
     def _verify(
-        self, session_rows: Sequence[PathRow], paths: Sequence[PathTrace], texts: Sequence[str], final: Sequence[bool]
+        self, session_rows: Sequence[Row], paths: Sequence[PathTrace], texts: Sequence[str], final: Sequence[bool]
     ) -> list[float]:
         verifier = self.executor.verifier_for(self.config.model)
         if verifier is None:
@@ -521,7 +522,7 @@ def _with_copy_index(indices: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _step_confidence(row: PathRow, path: PathTrace) -> float:
+def _step_confidence(row: Row, path: PathTrace) -> float:
     """Geometric-mean token probability of the step just decoded."""
     logprob_sum, length = path._logprob_mark
     tokens = len(row.token_ids) - length
@@ -531,7 +532,7 @@ def _step_confidence(row: PathRow, path: PathTrace) -> float:
     return math.exp((row.logprob_sum - logprob_sum) / tokens)
 
 
-def _finish_status(row: PathRow) -> PathStatus:
+def _finish_status(row: Row) -> PathStatus:
     if row.status != "finished":
         return "step_limit"
     if row.finish_reason == "budget":

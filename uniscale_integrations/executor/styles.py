@@ -12,6 +12,7 @@ server, the benchmark), so that a style means the same budget everywhere.
 - ``"brief"``: only the answer, as ``Answer: <number>``; 32 tokens, pooled by stated answer.
 - ``"plain"``: the question as asked (chat, RAG); free-form replies of up to 256 tokens, pooled
   by meaning (:class:`~uniscale_integrations.executor.pooling.MeaningPool`).
+- ``"step-by-step"``: table v1's math style, chain of thought then ``Answer: <number>``; 128 tokens.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ STYLES: Mapping[str, AnswerStyle] = MappingProxyType(
         "reasoned": AnswerStyle("reasoned", REASON_THEN_ANSWER, 768, stop_at_answer=True),
         "brief": AnswerStyle("brief", BRIEF, 32, stop_at_answer=True),
         "plain": AnswerStyle("plain", None, 256, pool_by_meaning=True),
+        "step-by-step": AnswerStyle("step-by-step", STEP_BY_STEP, 128),
     }
 )
 

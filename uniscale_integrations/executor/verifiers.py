@@ -54,7 +54,7 @@ from uniscale_integrations.answers import (
 )
 from uniscale_integrations.errors import UniScaleError
 from uniscale_integrations.features.joint import FloatArray
-from uniscale_integrations.reward.cost import CostModel, ModelShape, Usage
+from uniscale_integrations.reward.cost import CostModel, ModelShape, Shaped, Usage
 
 if TYPE_CHECKING:
     from uniscale_integrations.models import LoadedModel, ModelSpec
@@ -357,8 +357,8 @@ class LMLikelihoodVerifier:
         return self._cost_model if self._cost_model is not None else CostModel.for_device(self.loaded.device)
 
     @property
-    def shape(self) -> ModelShape:
-        return ModelShape.of(self.loaded.spec)
+    def shape(self) -> Shaped:
+        return self.loaded.spec
 
     def score(self, question: str, solutions: Sequence[str], *, partial: bool = False) -> Verdicts:
         tokenizer = self.loaded.tokenizer
@@ -452,7 +452,7 @@ class EmbeddingVerifier:
         reference: str | None = None,
         *,
         cost_model: CostModel | None = None,
-        shape: ModelShape = MINILM_SHAPE,
+        shape: Shaped = MINILM_SHAPE,
     ):
         if mode not in ("reference", "agreement"):
             raise ValueError(f"mode must be 'reference' or 'agreement', got {mode!r}")

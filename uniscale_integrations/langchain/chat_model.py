@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -18,8 +17,8 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from uniscale_integrations.engine import Result, UniScale
 from uniscale_integrations.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
-from uniscale_integrations.features.space import Config
 from uniscale_integrations.langchain.messages import response_metadata, to_chat, usage_metadata
+from uniscale_integrations.options import RunOptions
 from uniscale_integrations.reward.weights import Mode
 
 CUSTOM_EVENTS: dict[type, str] = {
@@ -32,7 +31,6 @@ CUSTOM_EVENTS: dict[type, str] = {
 
 logger = logging.getLogger(__name__)
 ROUTER_NAME = "uniscale"
-_PIECES = re.compile(r"\s*\S+\s*|\s+")
 
 
 class ChatUniScale(BaseChatModel):
@@ -152,7 +150,7 @@ class ChatUniScale(BaseChatModel):
         message = AIMessage(
             content=result.text,
             usage_metadata=usage_metadata(result),
-            response_metadata=response_metadata(self.uniscale, result),
+            response_metadata=response_metadata(result),
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -165,7 +163,7 @@ class ChatUniScale(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         """The winning answer, streamed once the search has chosen it; usage and metadata come last."""
         result = self._run(messages, stop, run_manager, kwargs)
-        for piece in _PIECES.findall(result.text):
+        for piece in result.pieces():
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if run_manager is not None:
                 run_manager.on_llm_new_token(piece, chunk=chunk)
@@ -174,7 +172,7 @@ class ChatUniScale(BaseChatModel):
             message=AIMessageChunk(
                 content="",
                 usage_metadata=usage_metadata(result),
-                response_metadata=response_metadata(self.uniscale, result),
+                response_metadata=response_metadata(result),
                 chunk_position="last",
             )
         )
@@ -192,25 +190,25 @@ class ChatUniScale(BaseChatModel):
         if kwargs:
             raise TypeError(f"ChatUniScale got unexpected call options {sorted(kwargs)}")
         engine = self.uniscale
-        return engine.run(
-            to_chat(messages),
+        options = RunOptions(
+            config=config,
             models=_pinned_models(engine, model),
-            config=Config.parse(config) if isinstance(config, str) else config,
             stop=stop if stop is not None else (self.stop or ()),
-            listeners=[_EventForwarder(run_manager) if run_manager is not None else _dispatch_to_enclosing_run],
             seed=seed,
             max_new_tokens=self.max_tokens,
             temperature=self.temperature,
         )
+        forward = _EventForwarder(run_manager) if run_manager is not None else _dispatch_to_enclosing_run
+        return engine.run(to_chat(messages), options, listeners=[forward])
 
 
-def _pinned_models(engine: UniScale, model: str) -> list[str] | None:
+def _pinned_models(engine: UniScale, model: str) -> tuple[str] | None:
     """The space's models a ``model`` name allows: all for the router's name, else the one it names."""
     if model == ROUTER_NAME:
         return None
     for name in engine.space.models:
         if model in (name, engine.model_name(name)):
-            return [name]
+            return (name,)
     known = [ROUTER_NAME, *engine.space.models, *(engine.model_name(m) for m in engine.space.models)]
     raise ValueError(f"unknown model {model!r}: ChatUniScale takes one of {list(dict.fromkeys(known))}")
 

@@ -1,52 +1,16 @@
-"""Policies behind one contract: UniScale's LinUCB and the baselines it is compared with.
-
-Every policy chooses a configuration index from the joint features of one query
-(:meth:`Policy.select`) and learns from the reward of the configuration it chose
-(:meth:`Policy.update`). Only :class:`Oracle` looks at the rewards of every
-configuration (``hindsight``), which is why it is an upper bound, not a policy one
-could deploy.
-"""
+"""The policies UniScale is compared with: Greedy, Random, Fixed, kNN and the Oracle (see
+:mod:`~uniscale_integrations.policy.base` for the contract they share)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
-from uniscale_integrations.policy.linucb import LinUCB
-
-
-class Policy(ABC):
-    """Chooses a configuration per query and learns from the chosen one's reward."""
-
-    name: str = "policy"
-
-    @abstractmethod
-    def select(self, features: ProductFeatures, hindsight: Sequence[float] | None = None) -> int:
-        """Index of the configuration to run for this query."""
-
-    def update(self, features: ProductFeatures, arm: int, reward: float) -> None:  # noqa: B027
-        """Learn from ``reward`` of configuration ``arm``; stateless policies ignore it."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
-
-
-class LinUCBPolicy(Policy):
-    """UniScale's choice: LinUCB over the joint features ``z_a ⊗ c_t``."""
-
-    def __init__(self, bandit: LinUCB, name: str = "UniScale"):
-        self.bandit = bandit
-        self.name = name
-
-    def select(self, features: ProductFeatures, hindsight: Sequence[float] | None = None) -> int:
-        return self.bandit.select(features)
-
-    def update(self, features: ProductFeatures, arm: int, reward: float) -> None:
-        self.bandit.update(features.row(arm), reward)
+from uniscale_integrations.policy.base import Policy, PolicyContext
+from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
 
 
 class Greedy(LinUCBPolicy):
@@ -55,6 +19,11 @@ class Greedy(LinUCBPolicy):
     def __init__(self, dim: int, l2_lambda: float = 1.0):
         super().__init__(LinUCB(dim, alpha=0.0, l2_lambda=l2_lambda), name="Greedy")
 
+    @classmethod
+    def _unit_test_params(cls, context: PolicyContext) -> Iterator[dict[str, Any]]:
+        yield {"dim": context.dim}
+        yield {"dim": context.dim, "l2_lambda": 0.1}
+
 
 class RandomPolicy(Policy):
     """Uniformly random configuration, from its own seeded generator."""
@@ -62,23 +31,33 @@ class RandomPolicy(Policy):
     name = "Random"
 
     def __init__(self, seed: int = 0):
+        super().__init__()
         self._rng = np.random.default_rng(seed)
 
-    def select(self, features: ProductFeatures, hindsight: Sequence[float] | None = None) -> int:
+    def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
         return int(self._rng.integers(features.n_configs))
 
+    @classmethod
+    def _unit_test_params(cls, context: PolicyContext) -> Iterator[dict[str, Any]]:
+        yield {"seed": context.seed}
 
-@dataclass
+
 class Fixed(Policy):
     """Always the same configuration (index into the space)."""
 
-    arm: int
-    name: str = "Fixed"
+    def __init__(self, arm: int, name: str = "Fixed"):
+        super().__init__(name)
+        self.arm = arm
 
-    def select(self, features: ProductFeatures, hindsight: Sequence[float] | None = None) -> int:
+    def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
         if not 0 <= self.arm < features.n_configs:
             raise IndexError(f"fixed arm {self.arm} outside a space of {features.n_configs} configs")
         return self.arm
+
+    @classmethod
+    def _unit_test_params(cls, context: PolicyContext) -> Iterator[dict[str, Any]]:
+        yield {"arm": 0}
+        yield {"arm": context.n_arms - 1}
 
 
 class Oracle(Policy):
@@ -86,7 +65,7 @@ class Oracle(Policy):
 
     name = "Oracle"
 
-    def select(self, features: ProductFeatures, hindsight: Sequence[float] | None = None) -> int:
+    def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
         if hindsight is None:
             raise ValueError("Oracle needs the rewards of every configuration (hindsight)")
         return int(np.argmax(np.asarray(hindsight, dtype=np.float64)))
@@ -104,11 +83,12 @@ class KNN(Policy):
     def __init__(self, n_configs: int, k: int = 10):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        super().__init__()
         self.k = k
         self._contexts: list[list[FloatArray]] = [[] for _ in range(n_configs)]
         self._rewards: list[list[float]] = [[] for _ in range(n_configs)]
 
-    def select(self, features: ProductFeatures, hindsight: Sequence[float] | None = None) -> int:
+    def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
         if features.n_configs != len(self._rewards):
             raise ValueError(f"kNN was built for {len(self._rewards)} configs, got {features.n_configs}")
         query = features.context / (np.linalg.norm(features.context) or 1.0)
@@ -122,7 +102,12 @@ class KNN(Policy):
             estimates[arm] = float(np.mean(np.asarray(rewards)[nearest]))
         return int(np.argmax(estimates))
 
-    def update(self, features: ProductFeatures, arm: int, reward: float) -> None:
+    def _learn(self, features: ProductFeatures, arm: int, reward: float) -> None:
         context = features.context / (np.linalg.norm(features.context) or 1.0)
         self._contexts[arm].append(context)
-        self._rewards[arm].append(float(reward))
+        self._rewards[arm].append(reward)
+
+    @classmethod
+    def _unit_test_params(cls, context: PolicyContext) -> Iterator[dict[str, Any]]:
+        yield {"n_configs": context.n_arms}
+        yield {"n_configs": context.n_arms, "k": 1}

@@ -62,15 +62,16 @@ Example
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.policy.base import Policy, PolicyContext
 
-__all__ = ["STATE_FORMAT_VERSION", "LinUCB"]
+__all__ = ["STATE_FORMAT_VERSION", "LinUCB", "LinUCBPolicy"]
 
 FloatArray = NDArray[np.float64]
 
@@ -465,3 +466,27 @@ def _check_consistent(A: FloatArray, A_inv: FloatArray, b: FloatArray, theta: Fl
     gap = float(np.abs(theta - expected).max())
     if not gap <= tolerance * max(scale, 1e-300):
         raise ValueError(f"state['theta'] is not A_inv @ b (max gap {gap:.3g})")
+
+
+class LinUCBPolicy(Policy):
+    """UniScale's choice: LinUCB over the joint features ``z_a ⊗ c_t``, behind the Policy contract."""
+
+    def __init__(self, bandit: LinUCB, name: str = "UniScale"):
+        super().__init__(name)
+        self.bandit = bandit
+
+    def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
+        return self.bandit.select(features)
+
+    def _learn(self, features: ProductFeatures, arm: int, reward: float) -> None:
+        self.bandit.update(features.row(arm), reward)
+
+    def estimates(self, features: ProductFeatures) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Each configuration's estimated reward (mean), uncertainty (width) and upper confidence bound."""
+        mean, width = self.bandit.scores(features)
+        return mean, width, mean + self.bandit.alpha * width
+
+    @classmethod
+    def _unit_test_params(cls, context: PolicyContext) -> Iterator[dict[str, Any]]:
+        for params in LinUCB._unit_test_params():
+            yield {"bandit": LinUCB(context.dim, **params)}

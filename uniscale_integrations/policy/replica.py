@@ -27,9 +27,9 @@ import logging
 import numpy as np
 
 from uniscale_integrations.errors import StoreError
-from uniscale_integrations.features.joint import FloatArray
+from uniscale_integrations.features.joint import FloatArray, ProductFeatures
 from uniscale_integrations.features.space import ConfigSpace
-from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
 from uniscale_integrations.store.base import PolicyStore
 from uniscale_integrations.store.records import LoggedFeedback
 
@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 
 class Replica:
-    """A LinUCB over ``space`` that is the replay of ``store``'s feedback log up to :attr:`seq`.
+    """UniScale's policy (LinUCB over ``space``) as the replay of ``store``'s feedback log up to :attr:`seq`;
+    each row is applied through the :class:`~uniscale_integrations.policy.base.Policy` contract.
 
     ``actions`` holds the (unit-norm) features of the space's configurations, row by row.
     Not thread-safe: the engine serialises calls.
@@ -65,7 +66,7 @@ class Replica:
         self._snapshot_every = snapshot_every
         self.key = self._policy_key()
         """What a snapshot must match to be resumed: configs, their features, ``dc``, ``lambda``, ``gamma``."""
-        self.bandit, self.seq = self._resume()
+        self.policy, self.seq = self._resume()
         self._snapshot_seq = self.seq
         self.catch_up()
 
@@ -75,17 +76,22 @@ class Replica:
         digest.update(np.ascontiguousarray(self._actions, dtype="<f8").tobytes())
         return digest.hexdigest()
 
-    def _fresh(self) -> LinUCB:
-        dim = self._actions.shape[1] * self._context_dim
-        return LinUCB(dim, alpha=self._alpha, l2_lambda=self._l2_lambda, gamma=self._gamma)
+    @property
+    def bandit(self) -> LinUCB:
+        """The policy's LinUCB."""
+        return self.policy.bandit
 
-    def _resume(self) -> tuple[LinUCB, int]:
+    def _fresh(self) -> LinUCBPolicy:
+        dim = self._actions.shape[1] * self._context_dim
+        return LinUCBPolicy(LinUCB(dim, alpha=self._alpha, l2_lambda=self._l2_lambda, gamma=self._gamma))
+
+    def _resume(self) -> tuple[LinUCBPolicy, int]:
         snapshot = self._store.load_snapshot(self.key)
         if snapshot is None:
             return self._fresh(), 0
         seq, state = snapshot
         try:
-            return LinUCB.from_state({**state, "alpha": self._alpha}), seq
+            return LinUCBPolicy(LinUCB.from_state({**state, "alpha": self._alpha})), seq
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("store %s: invalid policy snapshot (%s); replaying the whole log", self._store.path, exc)
             return self._fresh(), 0
@@ -95,7 +101,7 @@ class Replica:
         read = 0
         while rows := self._store.feedback_since(self.seq):
             for row in rows:
-                self._apply(self.bandit, row)
+                self._apply(self.policy, row)
                 self.seq = row.seq
             read += len(rows)
         if self._snapshot_every and self.seq - self._snapshot_seq >= self._snapshot_every:
@@ -108,14 +114,14 @@ class Replica:
 
     def rebuild(self) -> LinUCB:
         """A new bandit replayed from the whole log, snapshots ignored."""
-        bandit, seq = self._fresh(), 0
+        policy, seq = self._fresh(), 0
         while rows := self._store.feedback_since(seq):
             for row in rows:
-                self._apply(bandit, row)
+                self._apply(policy, row)
             seq = rows[-1].seq
-        return bandit
+        return policy.bandit
 
-    def _apply(self, bandit: LinUCB, row: LoggedFeedback) -> None:
+    def _apply(self, policy: LinUCBPolicy, row: LoggedFeedback) -> None:
         arm = self._arms.get(row.config)
         if arm is None:  # a configuration this space no longer has
             return
@@ -124,4 +130,4 @@ class Replica:
                 f"store {self._store.path}: decision {row.decision_id} has a context of {row.context.size} numbers "
                 f"but this engine's encoder makes {self._context_dim}; open the store with the encoder it was made with"
             )
-        bandit.update(np.outer(self._actions[arm], row.context).ravel(), row.reward)
+        policy.update(ProductFeatures(row.context, self._actions), arm, row.reward)

@@ -24,22 +24,9 @@ from typing import Protocol
 from uniscale_integrations.features.space import Config, ConfigSpace
 
 
-@dataclass(frozen=True)
-class ModelShape:
-    """What the cost model needs to know of a model."""
-
-    params: int
-    n_layers: int
-    kv_dim: int
-
-    @classmethod
-    def of(cls, spec: Shaped) -> ModelShape:
-        """The shape of anything that declares one (a :class:`~uniscale_integrations.models.ModelSpec`)."""
-        return cls(params=spec.params, n_layers=spec.n_layers, kv_dim=spec.kv_dim)
-
-
 class Shaped(Protocol):
-    """Declares the numbers a :class:`ModelShape` holds."""
+    """What the cost model needs to know of a model: a :class:`ModelShape`, or a
+    :class:`~uniscale_integrations.models.ModelSpec` (which declares the same numbers)."""
 
     @property
     def params(self) -> int: ...
@@ -47,6 +34,15 @@ class Shaped(Protocol):
     def n_layers(self) -> int: ...
     @property
     def kv_dim(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """A model's shape as plain numbers (for a model known by its size only: a remote or embedding model)."""
+
+    params: int
+    n_layers: int
+    kv_dim: int
 
 
 @dataclass
@@ -79,6 +75,14 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def tokens(self) -> dict[str, int]:
+        """Prompt, completion and total tokens, under the names OpenAI's ``usage`` gives them."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
 
 @dataclass(frozen=True)
 class CostModel:
@@ -106,7 +110,7 @@ class CostModel:
             return cls(flops_per_byte=150.0, bytes_per_param=2.0)
         return cls()
 
-    def eflops(self, shape: ModelShape, usage: Usage) -> float:
+    def eflops(self, shape: Shaped, usage: Usage) -> float:
         compute = 2.0 * shape.params * usage.tokens_processed
         weight_bytes = self.bytes_per_param * shape.params * usage.forward_passes
         kv_bytes = self.bytes_per_param * 2 * shape.n_layers * shape.kv_dim * usage.kv_reads
@@ -131,7 +135,7 @@ class SpacePricing:
     def of(
         cls,
         space: ConfigSpace,
-        shapes: Mapping[str, ModelShape],
+        shapes: Mapping[str, Shaped],
         cost_model: CostModel,
         budget: NominalBudget = NominalBudget(),
     ) -> SpacePricing:

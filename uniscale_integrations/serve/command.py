@@ -8,7 +8,8 @@ import os
 import sys
 
 from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
-from uniscale_integrations.serve.settings import LOG_LEVEL_ENV, MODES, SETTINGS_ENV, ServeSettings, is_postgres
+from uniscale_integrations.serve.settings import LOG_LEVEL_ENV, MODES, SETTINGS_ENV, ServeSettings
+from uniscale_integrations.store import is_postgres_url
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ[SETTINGS_ENV] = settings.to_json()
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     os.environ[LOG_LEVEL_ENV] = level
-    shown = settings.store if settings.store is None or not is_postgres(settings.store) else "postgresql://..."
+    shown = settings.store if settings.store is None or not is_postgres_url(settings.store) else "postgresql://..."
     logger.info(
         "serving %s on %s:%d, %d worker(s), store %s", settings.model_names, args.host, args.port, args.workers, shown
     )

@@ -45,7 +45,7 @@ from uniscale_integrations.store.base import EXPORT_FORMAT, SCHEMA_VERSION, Poli
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EXPORT_FORMAT", "MEMORY", "SCHEMA_VERSION", "PolicyStore", "SQLiteStore", "Synchronous", "open_store"]
+__all__ = ["EXPORT_FORMAT", "MEMORY", "SCHEMA_VERSION", "PolicyStore", "SQLiteStore", "Synchronous"]
 
 MEMORY = ":memory:"
 Synchronous = Literal["full", "normal"]
@@ -293,18 +293,3 @@ def _create_tables(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     conn.execute("COMMIT")
-
-
-def open_store(store: str | os.PathLike[str] | PolicyStore | None) -> PolicyStore:
-    """The store an engine's ``store=`` names: a store as given, ``None`` (in memory), a
-    ``postgresql://`` URL (:class:`~uniscale_integrations.store.postgres.PostgresStore`,
-    needs the ``postgres`` extra) or an SQLite file."""
-    if isinstance(store, PolicyStore):
-        return store
-    if store is None:
-        return SQLiteStore(MEMORY)
-    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
-        from uniscale_integrations.store.postgres import PostgresStore
-
-        return PostgresStore(store)
-    return SQLiteStore(store)
