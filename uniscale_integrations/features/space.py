@@ -168,10 +168,6 @@ class ConfigSpace(Sequence[Config]):
         view.flags.writeable = False
         return view
 
-    def nominal_cost(self, config: Config) -> float:
-        """The configuration's nominal cost in [0, 1] (0 when no costs are attached)."""
-        return self._nominal_cost.get(config, 0.0)
-
     def index(self, config: Config, start: int = 0, stop: int | None = None) -> int:
         try:
             return self._index[config]

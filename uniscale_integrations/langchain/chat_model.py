@@ -31,6 +31,18 @@ CUSTOM_EVENTS: dict[type, str] = {
 
 logger = logging.getLogger(__name__)
 ROUTER_NAME = "uniscale"
+_ENGINE_FIELDS = {"models", "qp", "cp", "bs", "system_prompt", "instruction", "seed"}
+"""The fields a default engine is built from (``UniScale.from_defaults`` takes them by these names)."""
+_INHERITED = (
+    "handlers",
+    "inheritable_handlers",
+    "parent_run_id",
+    "tags",
+    "inheritable_tags",
+    "metadata",
+    "inheritable_metadata",
+)
+"""What the forwarder's callback manager takes over from the call's run manager."""
 
 
 class ChatUniScale(BaseChatModel):
@@ -98,16 +110,7 @@ class ChatUniScale(BaseChatModel):
         """The engine, built on first use when none was given."""
         with self._engine_lock:
             if self.engine is None:
-                self.engine = UniScale.from_defaults(
-                    self.mode,
-                    models=self.models,
-                    qp=self.qp,
-                    cp=self.cp,
-                    bs=self.bs,
-                    system_prompt=self.system_prompt,
-                    instruction=self.instruction,
-                    seed=self.seed,
-                )
+                self.engine = UniScale.from_defaults(self.mode, **self.model_dump(include=_ENGINE_FIELDS))
             return self.engine
 
     @property
@@ -226,15 +229,7 @@ class _EventForwarder:
 
     def __init__(self, run_manager: CallbackManagerForLLMRun):
         self._run_id = run_manager.run_id
-        self._manager = CallbackManager(
-            handlers=run_manager.handlers,
-            inheritable_handlers=run_manager.inheritable_handlers,
-            parent_run_id=run_manager.parent_run_id,
-            tags=run_manager.tags,
-            inheritable_tags=run_manager.inheritable_tags,
-            metadata=run_manager.metadata,
-            inheritable_metadata=run_manager.inheritable_metadata,
-        )
+        self._manager = CallbackManager(**{name: getattr(run_manager, name) for name in _INHERITED})
 
     def __call__(self, event: Event) -> None:
         self._manager.on_custom_event(CUSTOM_EVENTS[type(event)], asdict(event), run_id=self._run_id)
