@@ -143,7 +143,7 @@ def test_restricted_policies_choose_only_their_configs() -> None:
 
 
 def test_replay_runs_the_core_bandit_unchanged() -> None:
-    """The replay's UniScale makes exactly the choices a hand-written loop over core LinUCB makes."""
+    """The replay's UniScale makes exactly the choices a hand-written loop over the policy package's LinUCB makes."""
     table = hand_table()
     questions = stream(table.n_questions, 80, seed=5)
     trace = run_policy(table, PolicySpec(UNISCALE, uniscale(0.7)), COST_SENSITIVE, questions, seed=5)

@@ -93,7 +93,7 @@ class ChatUniScale(BaseChatModel):
     system_prompt: str | None = None
     """System message put first in chats that bring none (default engine only)."""
     instruction: str | None = None
-    """Appended to the question by a default engine (e.g. ``tts.STEP_BY_STEP`` for math)."""
+    """Appended to the question by a default engine (e.g. ``executor.STEP_BY_STEP`` for math)."""
     seed: int = 0
     """Seed of a default engine's policy and sampling."""
     streaming: bool = False
