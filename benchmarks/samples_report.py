@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from statistics import mean
 
@@ -19,7 +20,7 @@ from _results import write_section
 from uniscale_integrations.bench.derive import Vote, derived_usage, pass_at, rows_of, vote
 from uniscale_integrations.bench.sample_set import SampleSet, load_sample_set
 from uniscale_integrations.models import ModelRegistry
-from uniscale_integrations.reward.cost import CostModel, ModelShape
+from uniscale_integrations.reward.cost import CostModel, Shaped
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))
@@ -105,7 +106,7 @@ def _config_cap_table(records: list[dict], tiers: list[str]) -> list[str]:
 
 
 def _accuracy_table(
-    records: list[dict], tiers: list[str], greedy_first: bool, shapes: dict[str, ModelShape]
+    records: list[dict], tiers: list[str], greedy_first: bool, shapes: Mapping[str, Shaped]
 ) -> list[str]:
     names = [f"{m}/qp{qp}/cp{cp}" for m in ("S", "M") for qp, cp in CONFIGS]
     lines = [f"| tier | n | {' | '.join(names)} |", "|---|---|" + "---|" * len(names)]
