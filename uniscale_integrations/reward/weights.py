@@ -6,15 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from uniscale_integrations.checks import unit_interval
+
 Mode = Literal["cost-sensitive", "quality-first"]
-
-
-def _unit_interval(name: str, value: float) -> float:
-    if isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, int | float) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a finite number in [0, 1], got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -46,9 +40,9 @@ class RewardWeights:
 
     def reward(self, *, correct: float, score: float, cost: float) -> float:
         """The dense reward; every input lies in [0, 1] (``cost`` is normalised)."""
-        c = _unit_interval("correct", correct)
-        s = _unit_interval("score", score)
-        k = _unit_interval("cost", cost)
+        c = unit_interval("correct", correct, booleans=True)
+        s = unit_interval("score", score, booleans=True)
+        k = unit_interval("cost", cost, booleans=True)
         return self.correct * c + self.score * s + self.cost * (1.0 - k)
 
 

@@ -521,8 +521,6 @@ def parse_export(
             size = decisions[-1].context.size
             if context_dim is not None and size != context_dim:
                 raise ValueError(f"its context has {size} numbers; this engine's encoder makes {context_dim}")
-            if not all(_unit_interval(entry[k]) for k in ("cost", "score")):
-                raise ValueError(f"cost and score must be numbers in [0, 1], got {entry['cost']!r}, {entry['score']!r}")
         except (KeyError, TypeError, ValueError, AttributeError, UniScaleError) as exc:
             raise bad(f"decisions[{i}] is invalid: {exc}") from None
     known = {d.id for d in decisions}
@@ -541,7 +539,3 @@ def parse_export(
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise bad(f"feedback[{i}] is invalid: {exc}") from None
     return decisions, feedback
-
-
-def _unit_interval(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from uniscale_integrations.checks import unit_interval
 from uniscale_integrations.errors import UnknownDecisionError
 from uniscale_integrations.features.joint import FloatArray
 from uniscale_integrations.features.space import Config
@@ -34,12 +35,6 @@ def checked_decision_id(decision_id: object) -> str:
 def query_hash(text: str) -> str:
     """SHA-256 of the query's UTF-8 bytes: what the store keeps unless told to keep queries."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _unit(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and 0 <= value <= 1):
-        raise ValueError(f"{name} must be a finite number in [0, 1], got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -69,8 +64,8 @@ class Decision:
             raise ValueError(f"decision {self.id}: context must be a non-empty finite vector")
         context.flags.writeable = False
         object.__setattr__(self, "context", context)
-        object.__setattr__(self, "cost", _unit("cost", self.cost))
-        object.__setattr__(self, "score", _unit("score", self.score))
+        object.__setattr__(self, "cost", unit_interval("cost", self.cost))
+        object.__setattr__(self, "score", unit_interval("score", self.score))
 
 
 @dataclass(frozen=True)
@@ -87,8 +82,8 @@ class Outcome:
         if isinstance(self.reward, bool) or not isinstance(self.reward, int | float) or not math.isfinite(self.reward):
             raise ValueError(f"reward must be a finite number, got {self.reward!r}")
         if self.correct is not None:
-            _unit("correct", self.correct)
-        _unit("score", self.score)
+            unit_interval("correct", self.correct)
+        unit_interval("score", self.score)
 
 
 @dataclass(frozen=True)
