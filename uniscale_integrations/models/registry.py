@@ -136,8 +136,8 @@ _NUMBERS = ("params", "context_length", "n_layers", "kv_dim")
 
 
 class LocalOptions(TypedDict, total=False):
-    """What :meth:`ModelRegistry.register_gguf` and :meth:`ModelRegistry.register_hf_dir` may be told;
-    numbers left out are read from the weights' own metadata."""
+    """What :meth:`ModelRegistry.register_gguf` and :meth:`ModelRegistry.register_hf_dir` may be told
+    besides ``trust_remote_code`` (off unless asked); numbers left out are read from the weights' own metadata."""
 
     hf_name: str
     params: int
@@ -145,7 +145,6 @@ class LocalOptions(TypedDict, total=False):
     n_layers: int
     kv_dim: int
     description: str
-    trust_remote_code: bool
     replace: bool
 
 
@@ -207,22 +206,34 @@ class ModelRegistry:
         self._specs[spec.name] = spec
         return spec
 
-    def register_gguf(self, name: str, path: PathLike, **options: Unpack[LocalOptions]) -> ModelSpec:
+    def register_gguf(
+        self, name: str, path: PathLike, *, trust_remote_code: bool = False, **options: Unpack[LocalOptions]
+    ) -> ModelSpec:
         """Register a local GGUF file; numbers not given are read from its metadata."""
         source = GGUFFile(Path(path))
         if not source.path.is_file():
             raise MissingModelError(f"GGUF file of model {name!r} not found: {source.path}")
-        return self._register_local(name, source, gguf_architecture(source.path), source.path.stem, options)
+        found = gguf_architecture(source.path)
+        return self._register_local(name, source, found, source.path.stem, trust_remote_code, options)
 
-    def register_hf_dir(self, name: str, path: PathLike, **options: Unpack[LocalOptions]) -> ModelSpec:
+    def register_hf_dir(
+        self, name: str, path: PathLike, *, trust_remote_code: bool = False, **options: Unpack[LocalOptions]
+    ) -> ModelSpec:
         """Register a local HF model directory; numbers not given are read from it."""
         source = HFDirectory(Path(path))
         if not (source.path / "config.json").is_file():
             raise MissingModelError(f"no config.json in model directory of {name!r}: {source.path}")
-        return self._register_local(name, source, hf_architecture(source.path), source.path.resolve().name, options)
+        found = hf_architecture(source.path)
+        return self._register_local(name, source, found, source.path.resolve().name, trust_remote_code, options)
 
     def _register_local(
-        self, name: str, source: GGUFFile | HFDirectory, found: dict[str, int], hf_name: str, options: LocalOptions
+        self,
+        name: str,
+        source: GGUFFile | HFDirectory,
+        found: dict[str, int],
+        hf_name: str,
+        trust_remote_code: bool,
+        options: LocalOptions,
     ) -> ModelSpec:
         """A spec of local weights: the numbers given in ``options``, else those ``found`` in the files."""
         numbers: dict[str, Any] = {key: options.get(key) or found[key] for key in _NUMBERS}
@@ -231,7 +242,7 @@ class ModelRegistry:
             hf_name=options.get("hf_name") or hf_name,
             source=source,
             description=options.get("description", ""),
-            trust_remote_code=options.get("trust_remote_code", False),
+            trust_remote_code=trust_remote_code,
             **numbers,
         )
         return self.register(spec, replace=options.get("replace", False))
