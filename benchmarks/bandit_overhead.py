@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 from _results import write_section
 
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.features import ProductFeatures
+from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.policy.linucb import LinUCB
 
 LOG = logging.getLogger("bandit_overhead")
 SECTION_TITLE = "Bandit overhead"

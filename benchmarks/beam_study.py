@@ -25,7 +25,8 @@ from uniscale_integrations.bench.command import default_table_path
 from uniscale_integrations.bench.data import question_seed
 from uniscale_integrations.bench.outcomes import OutcomeTable, QuestionRow, load_table
 from uniscale_integrations.bench.samples import SamplePlan
-from uniscale_integrations.core.space import Config, ConfigSpace
+from uniscale_integrations.features.space import Config, ConfigSpace
+from uniscale_integrations.options import RunOptions
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "results" / "beam_study.jsonl"
@@ -67,7 +68,7 @@ def _run(table: OutcomeTable, questions: list[QuestionRow], done: dict) -> None:
     WORK.parent.mkdir(parents=True, exist_ok=True)
     for question, config, on in tqdm(todo, desc="beam search", unit="run"):
         execution = engines[on].executor.execute(
-            [{"role": "user", "content": question.text}], config, seed=question_seed(question.id)
+            [{"role": "user", "content": question.text}], config, RunOptions(seed=question_seed(question.id))
         )
         row = {
             "question": question.id,

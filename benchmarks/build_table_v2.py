@@ -30,9 +30,9 @@ from uniscale_integrations.bench.derive import pass_at, rows_of, vote
 from uniscale_integrations.bench.derived_table import derivation, derived_table
 from uniscale_integrations.bench.outcomes import save_table
 from uniscale_integrations.bench.sample_set import load_sample_set
-from uniscale_integrations.core.cost import ModelShape, NominalBudget
-from uniscale_integrations.core.space import ConfigSpace
-from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
+from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
+from uniscale_integrations.features.space import ConfigSpace
+from uniscale_integrations.reward.cost import NominalBudget
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))
@@ -79,7 +79,7 @@ def main() -> None:
     texts = {r["question"]: r["text"] for r in records}
     contexts = {q: engine.features(text).context.tolist() for q, text in texts.items()}
     probe = engine.features("What is 1 + 1?")
-    shapes = {n: ModelShape.of(s) for n, s in engine.specs.items()}
+    shapes = dict(engine.specs)
     meta, rows, outcomes = derived_table(
         records,
         questions,

@@ -4,7 +4,7 @@
     python benchmarks/cross_verifier.py --split tune --report-only
 
 S's candidates (the greedy path and 8 samples per variant, raised to the 768-token cap) are
-scored once by M's log-likelihood (:class:`~uniscale_integrations.core.verifiers.LMLikelihoodVerifier`,
+scored once by M's log-likelihood (:class:`~uniscale_integrations.executor.verifiers.LMLikelihoodVerifier`,
 what ``UniScale.from_defaults(verifier="cross-model")`` does for S); each S configuration with
 CP > 1 then pools its rows three ways: weighted by the path's own confidence (the default),
 by plain majority, and weighted by M's score. M's work is priced as the verifier prices it (one
@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from uniscale_integrations.bench.derive import derived_usage, rows_of, vote
 from uniscale_integrations.bench.sample_set import load_sample_set
-from uniscale_integrations.core.cost import CostModel, ModelShape, Usage
-from uniscale_integrations.core.verifiers import LMLikelihoodVerifier
+from uniscale_integrations.executor.verifiers import LMLikelihoodVerifier
 from uniscale_integrations.models import ModelRegistry, load_model
+from uniscale_integrations.reward.cost import CostModel, Usage
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))
@@ -50,7 +50,7 @@ def main() -> None:
     scores = _collect(records, judge, collect=not args.report_only)
     scored = [r for r in records if r["question"] in scores]
     m_records = {r["question"]: r for r in samples.records if r["model"] == "M" and r["question"] in scores}
-    shape_s = ModelShape.of(ModelRegistry.default()["S"])
+    shape_s = ModelRegistry.default()["S"]
     cost = CostModel()
     lines = [
         f"Command: `python benchmarks/cross_verifier.py --split {args.split}`. {len(scored)} questions of the "
@@ -83,7 +83,7 @@ def main() -> None:
             f"| S/qp{qp}/cp{cp} | {mean(own):.3f} | {mean(majority):.3f} | {mean(judged):.3f} | "
             f"{mean(generation):.2e} | {mean(g + j for g, j in zip(generation, judging, strict=True)):.2e} |"
         )
-    shape_m = ModelShape.of(ModelRegistry.default()["M"])
+    shape_m = ModelRegistry.default()["M"]
     m_greedy = [vote(rows_of(r, 1, 1)).correct for r in m_records.values()]
     m_cost = [
         cost.eflops(shape_m, derived_usage(r["prompt_tokens"], [(p["variant"], p["tokens"]) for p in rows_of(r, 1, 1)]))

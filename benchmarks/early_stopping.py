@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from uniscale_integrations import Config, UniScale
 from uniscale_integrations.bench.data import Question, mixed_stream
-from uniscale_integrations.tts import STEP_BY_STEP, EarlyStopping
+from uniscale_integrations.executor import STEP_BY_STEP, EarlyStopping
 
 logger = logging.getLogger("benchmarks.early_stopping")
 HERE = Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ Every BS = 1 configuration with more than one path is replayed with early stoppi
 (:func:`~uniscale_integrations.bench.derived_table.derivation`, which runs the executor's
 unpaused rule: the vote checked every 8 tokens). The rules: ``exact`` (stop once the vote is
 decided: the answer never moves) and ``settle C`` (also stop once the leader holds with
-probability C, :func:`~uniscale_integrations.tts.search.leader_holds`). The tuning split picks the
+probability C, :func:`~uniscale_integrations.executor.search.leader_holds`). The tuning split picks the
 C that saves most while leaving at least 98% of its answers unchanged; the test split reports it.
 """
 
@@ -21,9 +21,9 @@ from _results import write_section
 from uniscale_integrations.bench.derive import derived_usage, vote
 from uniscale_integrations.bench.derived_table import derivation
 from uniscale_integrations.bench.sample_set import load_sample_set
-from uniscale_integrations.core.cost import CostModel, ModelShape
-from uniscale_integrations.core.space import ConfigSpace
+from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.models import ModelRegistry
+from uniscale_integrations.reward.cost import CostModel
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     samples = load_sample_set(args.work or WORKS, cap=args.cap)
     registry = ModelRegistry.default()
-    shapes = {m: ModelShape.of(registry[m]) for m in samples.plan.models}
+    shapes = {m: registry[m] for m in samples.plan.models}
     configs = [c for c in ConfigSpace.grid(samples.plan.models, (1, 2), (1, 2, 4, 8), (1,)) if c.paths > 1]
     cost = CostModel()
     figures: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)

@@ -33,10 +33,10 @@ import torch
 from _results import write_section
 from tts_throughput import QUESTIONS
 
+from uniscale_integrations.backends.base import SamplingParams
+from uniscale_integrations.backends.hf.session import DecodeSession
 from uniscale_integrations.bench.samples import SamplePlan, collect_samples, read_records
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
-from uniscale_integrations.tts.backends import SamplingParams
-from uniscale_integrations.tts.decoding import DecodeSession
 
 HERE = Path(__file__).resolve().parent
 SECTION_TITLE = "GPU check"

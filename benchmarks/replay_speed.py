@@ -2,7 +2,7 @@
 
 The ten policies are those of ``uniscale bench``: UniScale, its TTS-only and routing-only
 restrictions, Random, Greedy, kNN, the two reward ablations (w2 = 0, w3 = 0), one Fixed
-config and the Oracle, each the real policy class of ``uniscale_integrations.core``, over the
+config and the Oracle, each the real policy class of ``uniscale_integrations.policy``, over the
 shipped outcome table's test split (cost-sensitive weights).
 
     python benchmarks/replay_speed.py [--table PATH] [--queries 1000] [--seeds 5]
@@ -24,7 +24,7 @@ from _results import write_section
 from uniscale_integrations.bench.command import default_table_path
 from uniscale_integrations.bench.outcomes import load_table
 from uniscale_integrations.bench.replay import PolicySpec, _fixed, ablation_specs, replay, standard_specs
-from uniscale_integrations.core.reward import RewardWeights
+from uniscale_integrations.reward.weights import RewardWeights
 
 HERE = Path(__file__).resolve().parent
 GOAL_SECONDS = 60.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from statistics import mean
 
@@ -18,8 +19,8 @@ from _results import write_section
 
 from uniscale_integrations.bench.derive import Vote, derived_usage, pass_at, rows_of, vote
 from uniscale_integrations.bench.sample_set import SampleSet, load_sample_set
-from uniscale_integrations.core.cost import CostModel, ModelShape
 from uniscale_integrations.models import ModelRegistry
+from uniscale_integrations.reward.cost import CostModel, Shaped
 
 HERE = Path(__file__).resolve().parent
 WORKS = sorted((HERE / "results").glob("samples_v2*"))
@@ -40,7 +41,7 @@ def main() -> None:
     samples = load_sample_set(args.work or WORKS, split=args.split, cap=args.cap)
     records = samples.records
     registry = ModelRegistry.default()
-    shapes = {m: ModelShape.of(registry[m]) for m in samples.plan.models}
+    shapes = {m: registry[m] for m in samples.plan.models}
     tiers = sorted({r["tier"] for r in records})
     lines = [
         f"Command: `python benchmarks/samples_report.py --split {args.split} --cap {args.cap}`. "
@@ -105,7 +106,7 @@ def _config_cap_table(records: list[dict], tiers: list[str]) -> list[str]:
 
 
 def _accuracy_table(
-    records: list[dict], tiers: list[str], greedy_first: bool, shapes: dict[str, ModelShape]
+    records: list[dict], tiers: list[str], greedy_first: bool, shapes: Mapping[str, Shaped]
 ) -> list[str]:
     names = [f"{m}/qp{qp}/cp{cp}" for m in ("S", "M") for qp, cp in CONFIGS]
     lines = [f"| tier | n | {' | '.join(names)} |", "|---|---|" + "---|" * len(names)]

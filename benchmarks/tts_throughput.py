@@ -48,9 +48,11 @@ from pathlib import Path
 import torch
 from _results import write_section
 
+from uniscale_integrations.backends.base import SamplingParams
+from uniscale_integrations.backends.hf.runners import _packed_model
+from uniscale_integrations.backends.hf.sampling import sample_tokens
+from uniscale_integrations.backends.hf.session import DecodeSession
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
-from uniscale_integrations.tts.backends import SamplingParams
-from uniscale_integrations.tts.decoding import DecodeSession, _packed_model, sample_tokens
 
 HERE = Path(__file__).resolve().parent
 SECTION_TITLE = "TTS throughput"

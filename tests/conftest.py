@@ -1,8 +1,11 @@
-"""Test-run options: ``--runslow`` also runs the tests marked ``slow`` (long real-model runs)."""
+"""Test-run options (``--runslow`` also runs the tests marked ``slow``: long real-model runs) and shared fixtures."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from openai_support import serve_scripted
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,3 +19,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def scripted() -> Iterator[str]:
+    """The base URL of a scripted OpenAI-compatible server (:class:`openai_support.Scripted`)."""
+    yield from serve_scripted()

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from uniscale_integrations import Config, ConfigSpace, DuplicateFeedbackError, LinUCB, UniScale
-from uniscale_integrations.core.cost import CostModel, ModelShape, NominalBudget, nominal_usage
-from uniscale_integrations.core.encoder import QueryEncoder
-from uniscale_integrations.core.events import Listener
-from uniscale_integrations.core.store import SQLiteStore
-from uniscale_integrations.tts.search import Execution
+from uniscale_integrations.events import Listener
+from uniscale_integrations.executor.search import Execution
+from uniscale_integrations.features.encoder import QueryEncoder
+from uniscale_integrations.options import RunOptions
+from uniscale_integrations.reward.cost import CostModel, ModelShape, NominalBudget, nominal_usage
+from uniscale_integrations.store.sqlite import SQLiteStore
 
 SHAPES = {
     "S": ModelShape(134_515_008, 30, 192),
@@ -47,12 +48,8 @@ class ScriptedExecutor:
         self,
         messages: Sequence[dict[str, str]],
         config: Config,
-        *,
-        seed: int | None = None,
-        stop: Sequence[str] = (),
+        options: RunOptions,
         listeners: Iterable[Listener] = (),
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
     ) -> Execution:
         self.calls.append(config)
         usage = nominal_usage(config, NominalBudget())

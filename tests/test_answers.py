@@ -1,6 +1,6 @@
 import pytest
 
-from uniscale_integrations.core.answers import canonical_answer, extract_answer, numbers_equal, same_answer
+from uniscale_integrations.answers import canonical_answer, extract_answer, numbers_equal, same_answer
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Acceptance tests for :class:`uniscale_integrations.core.bandit.LinUCB`.
+"""Acceptance tests for :class:`uniscale_integrations.policy.linucb.LinUCB`.
 
 Layout: a generic contract (``TestPolicyContract``) that runs on every hyperparameter
 set ``LinUCB._unit_test_params()`` names (river's pattern), then numerical accuracy,
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uniscale_integrations.core import bandit as bandit_module
-from uniscale_integrations.core.bandit import STATE_FORMAT_VERSION, LinUCB
-from uniscale_integrations.core.features import ProductFeatures
+from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.policy import linucb as bandit_module
+from uniscale_integrations.policy.linucb import STATE_FORMAT_VERSION, LinUCB
 
 PARAMS = list(LinUCB._unit_test_params())
 PARAM_IDS = [f"a{p['alpha']}-l{p['l2_lambda']}-g{p['gamma']}" for p in PARAMS]

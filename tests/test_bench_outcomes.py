@@ -10,7 +10,7 @@ import pytest
 
 from uniscale_integrations.bench.outcomes import OutcomeTable, OutcomeTableError, load_table, save_table
 from uniscale_integrations.bench.synthetic import synthetic_rows
-from uniscale_integrations.core.reward import RewardWeights
+from uniscale_integrations.reward.weights import RewardWeights
 
 
 def _write_lines(path: Path, records: list[dict]) -> Path:

@@ -23,9 +23,9 @@ from uniscale_integrations.bench.replay import (
 )
 from uniscale_integrations.bench.report import summary_markdown
 from uniscale_integrations.bench.synthetic import synthetic_table
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.reward import RewardWeights
-from uniscale_integrations.core.space import ConfigSpace
+from uniscale_integrations.features.space import ConfigSpace
+from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.reward.weights import RewardWeights
 
 CONFIGS = ("S/qp1/cp1/bs1", "M/qp1/cp1/bs1", "M/qp1/cp4/bs1")
 COST = (0.05, 0.3, 0.9)
@@ -143,7 +143,7 @@ def test_restricted_policies_choose_only_their_configs() -> None:
 
 
 def test_replay_runs_the_core_bandit_unchanged() -> None:
-    """The replay's UniScale makes exactly the choices a hand-written loop over core LinUCB makes."""
+    """The replay's UniScale makes exactly the choices a hand-written loop over the policy package's LinUCB makes."""
     table = hand_table()
     questions = stream(table.n_questions, 80, seed=5)
     trace = run_policy(table, PolicySpec(UNISCALE, uniscale(0.7)), COST_SENSITIVE, questions, seed=5)

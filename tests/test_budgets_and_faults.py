@@ -13,13 +13,15 @@ import pytest
 from store_support import SPACE, ScriptedExecutor, make_engine
 
 from uniscale_integrations import Config, ConfigSpace, CostModel, UniScale
-from uniscale_integrations.core.budget import Budget
-from uniscale_integrations.core.events import Listener
-from uniscale_integrations.core.verifiers import Verdicts
+from uniscale_integrations.backends.hf.generator import HFGenerator
 from uniscale_integrations.errors import BudgetError, ModelUnavailableError
+from uniscale_integrations.events import Listener
+from uniscale_integrations.executor.search import Execution, Executor
+from uniscale_integrations.executor.stopping import CHECK_TOKENS
+from uniscale_integrations.executor.verifiers import Verdicts
 from uniscale_integrations.models import ModelRegistry, load_model
-from uniscale_integrations.tts import HFGenerator
-from uniscale_integrations.tts.search import CHECK_TOKENS, Execution, Executor
+from uniscale_integrations.options import RunOptions
+from uniscale_integrations.reward.budget import Budget
 
 QUESTION = [{"role": "user", "content": "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left?"}]
 
@@ -31,10 +33,12 @@ class BudgetedExecutor(ScriptedExecutor):
         super().__init__()
         self.budgets: list[Budget | None] = []
 
-    def execute(self, messages: Sequence[dict[str, str]], config: Config, **kwargs: Any) -> Execution:
-        budget = kwargs.pop("budget", None)
+    def execute(
+        self, messages: Sequence[dict[str, str]], config: Config, options: RunOptions, listeners: Any = ()
+    ) -> Execution:
+        budget = options.budget
         self.budgets.append(budget)
-        execution = super().execute(messages, config, **kwargs)
+        execution = super().execute(messages, config, options, listeners)
         if budget is not None and budget.seconds is not None:
             execution.budget_exhausted = "seconds"
         return execution
@@ -62,7 +66,7 @@ def test_configs_over_a_cap_are_never_selected() -> None:
     assert executor.budgets[-1] == Budget(eflops=cap)
     unconstrained = engine.run("question 99")
     assert nominal[unconstrained.config] > cap
-    assert executor.budgets[-1] is None  # no budget, no keyword: executors without budgets keep working
+    assert executor.budgets[-1] is None
 
 
 def test_a_token_cap_keeps_to_single_path_configs() -> None:
@@ -106,13 +110,12 @@ class FailingModelExecutor(ScriptedExecutor):
         self,
         messages: Sequence[dict[str, str]],
         config: Config,
-        *,
+        options: RunOptions,
         listeners: Iterable[Listener] = (),
-        **kwargs: Any,
     ) -> Execution:
         if config.model in self.broken:
             raise ModelUnavailableError(config.model, f"model {config.model!r} could not be loaded: out of memory")
-        return super().execute(messages, config, listeners=listeners, **kwargs)
+        return super().execute(messages, config, options, listeners)
 
 
 def test_a_model_that_fails_to_load_is_left_out_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from uniscale_integrations import Config, ConfigSpace, CostModel, RewardWeights, Usage
-from uniscale_integrations.core.cost import ModelShape, NominalBudget, SpacePricing, nominal_usage
+from uniscale_integrations.reward.cost import ModelShape, NominalBudget, SpacePricing, nominal_usage
 
 SHAPE = ModelShape(params=1_000_000, n_layers=2, kv_dim=8)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from uniscale_integrations.backends.base import SamplingParams
+from uniscale_integrations.backends.hf.generator import HFGenerator
+from uniscale_integrations.backends.hf.runners import _FastRunner
+from uniscale_integrations.backends.hf.sampling import sample_tokens
+from uniscale_integrations.backends.hf.session import DecodeSession, Row
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
-from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-from uniscale_integrations.tts.decoding import DecodeSession, Row, _FastRunner, sample_tokens
 
 BACKENDS = ["fast", "hf"]
 STEPS_Q = "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left? Think step by step."
@@ -106,7 +109,7 @@ def test_greedy_equals_generate_with_left_padding(small: LoadedModel, backend: s
 
 def test_step_delimiter_resume_select_and_pruning(small: LoadedModel) -> None:
     prompts = [chat(small, STEPS_Q), chat(small, COLOURS_Q)]
-    session = DecodeSession(small, prompts, 1, greedy(120), step_delimiter="\n\n")
+    session = DecodeSession(small, prompts, 1, greedy(120, step_delimiter="\n\n"))
     session.advance()
     tokenizer = small.tokenizer
     for row in session.rows:
@@ -153,7 +156,7 @@ def test_fast_and_hf_runners_agree_through_steps_waits_and_selects(small: Loaded
     prompts = [chat(small, STEPS_Q), chat(small, COLOURS_Q)]
     results = {}
     for backend in BACKENDS:
-        session = DecodeSession(small, prompts, [2, 1], greedy(150), step_delimiter="\n\n", backend=backend)  # type: ignore[arg-type]
+        session = DecodeSession(small, prompts, [2, 1], greedy(150, step_delimiter="\n\n"), backend=backend)  # type: ignore[arg-type]
         session.advance(max_tokens=5)  # partial advance: rows stay running
         assert all(r.status == "running" and len(r.token_ids) == 5 for r in session.rows)
         session.advance()
@@ -175,7 +178,7 @@ def test_fast_and_hf_runners_agree_through_steps_waits_and_selects(small: Loaded
 
 def test_fast_runner_compacts_gaps_left_by_waiting_rows(small: LoadedModel) -> None:
     prompts = [chat(small, STEPS_Q), chat(small, COLOURS_Q)]
-    session = DecodeSession(small, prompts, 1, greedy(120), step_delimiter="\n\n", backend="fast")
+    session = DecodeSession(small, prompts, 1, greedy(120, step_delimiter="\n\n"), backend="fast")
     session.advance()
     runner = session._runner
     assert isinstance(runner, _FastRunner)
@@ -278,17 +281,18 @@ def test_top_p_sampling_is_exact_beyond_the_first_candidates() -> None:
     assert torch.allclose(logprobs, torch.log_softmax(peaked, dim=-1)[:, 0])
 
 
-def test_generator_generate_runs_on_the_session(small: LoadedModel) -> None:
+def test_generator_session_runs_every_row_to_its_end(small: LoadedModel) -> None:
     generator = HFGenerator(small)
     prompts = [chat(small, "What is 2+3?"), chat(small, COLOURS_Q)]
-    batch = generator.generate(prompts, 2, SamplingParams(max_new_tokens=8, seed=0))
-    assert [c.prompt_index for c in batch.completions] == [0, 0, 1, 1]
+    run = generator.session(prompts, 2, SamplingParams(max_new_tokens=8, seed=0))
+    run.advance()
+    assert [r.prompt_index for r in run.rows] == [0, 0, 1, 1]
     lengths = [len(prompt_ids(small, p)) for p in prompts]
-    assert batch.usage.prompt_tokens == 2 * sum(lengths)
-    assert batch.usage.completion_tokens == sum(c.completion_tokens for c in batch.completions)
-    assert batch.usage.tokens_processed >= 2 * max(lengths)
-    assert all(c.finish_reason in ("stop", "length") and c.mean_logprob < 0 for c in batch.completions)
-    session = generator.session(prompts, [1, 0], greedy(4), step_delimiter="\n\n")
+    assert run.usage.prompt_tokens == 2 * sum(lengths)
+    assert run.usage.completion_tokens == sum(r.completion_tokens for r in run.rows)
+    assert run.usage.tokens_processed >= 2 * max(lengths)
+    assert all(r.status == "finished" and r.logprob_sum < 0 for r in run.rows)
+    session = generator.session(prompts, [1, 0], greedy(4, step_delimiter="\n\n"))
     assert len(session.rows) == 1
     assert isinstance(session.rows[0], Row)
     with pytest.raises(ValueError, match="at least one"):

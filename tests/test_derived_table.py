@@ -13,10 +13,10 @@ from uniscale_integrations.bench.derive import rescored, rows_of, vote
 from uniscale_integrations.bench.derived_table import decided_step, derivation, derived_table
 from uniscale_integrations.bench.outcomes import load_table, save_table
 from uniscale_integrations.bench.samples import SamplePlan, read_records
-from uniscale_integrations.core.cost import CostModel, ModelShape, NominalBudget, SpacePricing
-from uniscale_integrations.core.space import Config, ConfigSpace
+from uniscale_integrations.executor.stopping import leader_holds
+from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.models import ModelRegistry
-from uniscale_integrations.tts.search import leader_holds
+from uniscale_integrations.reward.cost import CostModel, NominalBudget, SpacePricing
 
 WORK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "samples_v2"
 SPACE = ConfigSpace.grid(("S", "M"), (1, 2), (1, 2, 4, 8), (1,))
@@ -90,7 +90,7 @@ def test_early_stopping_on_real_samples_never_moves_the_answer_and_never_costs_m
 
 def test_the_derived_table_is_complete_loads_and_prices_within_the_cap(records: list[dict], tmp_path: Path) -> None:
     registry = ModelRegistry.default()
-    shapes = {m: ModelShape.of(registry[m]) for m in ("S", "M")}
+    shapes = {m: registry[m] for m in ("S", "M")}
     budget = NominalBudget(prompt_tokens=max(n for r in records for n in r["prompt_tokens"]), new_tokens=384)
     cost_model = CostModel()
     pricing = SpacePricing.of(SPACE, shapes, cost_model, budget)

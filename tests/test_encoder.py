@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from uniscale_integrations.core.encoder import CHEAP_FEATURES, MiniLMEmbedder, QueryEncoder, cheap_features
+from uniscale_integrations.features.encoder import CHEAP_FEATURES, MiniLMEmbedder, QueryEncoder, cheap_features
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from uniscale_integrations.backends.base import SamplingParams
+from uniscale_integrations.backends.hf.generator import HFGenerator
+from uniscale_integrations.backends.hf.session import DecodeSession
 from uniscale_integrations.bench.extend import continue_rows, with_extensions
+from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
 from uniscale_integrations.models import ModelRegistry, load_model
-from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-from uniscale_integrations.tts.decoding import DecodeSession
-from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
 QUESTIONS = ["What is 48 + 37 - 12?", "A train leaves at 9:40 and arrives at 11:15. How long is the trip?"]
 SEED = 11
@@ -24,9 +25,15 @@ def small() -> HFGenerator:
 
 def _session(generator: HFGenerator, prompts: list[str], cap: int) -> DecodeSession:
     params = SamplingParams(
-        max_new_tokens=cap, temperature=0.8, top_p=0.9, seed=SEED, greedy_first=True, stop_at_answer=True
+        max_new_tokens=cap,
+        temperature=0.8,
+        top_p=0.9,
+        seed=SEED,
+        greedy_first=True,
+        stop_at_answer=True,
+        step_delimiter="\n\n",
     )
-    session = DecodeSession(generator.loaded, prompts, ROWS, params, step_delimiter="\n\n", mark_steps=True)
+    session = DecodeSession(generator.loaded, prompts, ROWS, params, mark_steps=True)
     session.advance()
     return session
 

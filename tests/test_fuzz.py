@@ -24,9 +24,9 @@ from uniscale_integrations import (
     UniScaleError,
     UnknownDecisionError,
 )
-from uniscale_integrations.core.store import SQLiteStore
 from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.models.registry import HFDirectory, ModelSpec
+from uniscale_integrations.store.sqlite import SQLiteStore
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -3,32 +3,31 @@ llama-cpp-python's server is installed) step-level search against the real S mod
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from openai_support import Scripted
 from serve_support import free_port, start_server, stop_server
 
-from uniscale_integrations.core.cost import CostModel, ModelShape
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.backends.base import SamplingParams, Session
+from uniscale_integrations.backends.hf.generator import HFGenerator
+from uniscale_integrations.backends.openai import OpenAIGenerator, RemoteGeneratorError, _why_stopped, chatml
 from uniscale_integrations.errors import ModelUnavailableError
+from uniscale_integrations.executor.paths import aggregate
+from uniscale_integrations.executor.search import Executor
+from uniscale_integrations.executor.styles import STEP_BY_STEP
+from uniscale_integrations.features.space import Config
 from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.models.loader import LoadedModel
-from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-from uniscale_integrations.tts.openai_backend import OpenAIGenerator, RemoteGeneratorError, _why_stopped, chatml
-from uniscale_integrations.tts.search import Executor, aggregate
-from uniscale_integrations.tts.styles import STEP_BY_STEP
+from uniscale_integrations.reward.cost import CostModel, ModelShape
 
 SHAPE = ModelShape(134_515_008, 30, 192)
 SAME_SAMPLING = {"repeat_penalty": 1.0}
@@ -38,80 +37,6 @@ QUESTIONS = (
     "Name the capital of France.",
     "What is 6 times 7?",
 )
-
-
-class Scripted(BaseHTTPRequestHandler):
-    """Answers like llama-cpp-python: ``n`` ignored, stop sequences cut from the text but kept in the
-    log-probability tokens; the first ``fail`` requests get ``status``."""
-
-    fail = 0
-    status = 503
-    bodies: list[dict[str, Any]] = []  # noqa: RUF012 - reset per test
-    lock = threading.Lock()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._send(200, {"object": "list", "data": [{"id": "tiny", "object": "model"}]})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with Scripted.lock:
-            Scripted.bodies.append(body)
-            failing = Scripted.fail > 0
-            Scripted.fail -= 1
-        if failing:
-            self._send(Scripted.status, {"error": {"message": "scripted failure"}})
-            return
-        if body.get("max_tokens", 1) > 100:
-            self._send(400, {"error": {"message": "max_tokens too large"}})
-            return
-        # The "model" writes two steps, then ends: "Step one.\n\nAnswer: 42" (seed picks the words).
-        continuing = body["prompt"].endswith("\n\n")
-        words = ["Answer:", "42"] if continuing else ["Step", f"{body.get('seed', 0) % 97}."]
-        stops = body.get("stop") or []
-        if continuing:
-            text, tokens, reason = " ".join(words), [words[0], " " + words[1]], "stop"  # the end of sequence
-        else:
-            text, tokens, reason = " ".join(words), [words[0], " " + words[1], "\n\n"], "stop"
-            if "\n\n" not in stops:
-                text += "\n\nAnswer: 42"
-                tokens += ["Answer:", " 42"]
-        self._send(
-            200,
-            {
-                "object": "text_completion",
-                "choices": [
-                    {
-                        "index": 0,
-                        "text": text,
-                        "finish_reason": reason,
-                        "logprobs": {"tokens": tokens, "token_logprobs": [-0.1] * len(tokens)},
-                    }
-                ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": len(tokens), "total_tokens": 10 + len(tokens)},
-            },
-        )
-
-
-@pytest.fixture
-def scripted() -> Iterator[str]:
-    Scripted.fail, Scripted.status, Scripted.bodies = 0, 503, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
 
 
 def test_stop_reasons_are_told_apart() -> None:
@@ -128,8 +53,8 @@ def test_stop_reasons_are_told_apart() -> None:
 
 def test_step_search_over_a_server_that_ignores_n(scripted: str) -> None:
     generator = OpenAIGenerator(scripted, "tiny", SHAPE, backoff=0.01).check()
-    params = SamplingParams(max_new_tokens=20, temperature=0.7, seed=5)
-    session = generator.session([chatml([{"role": "user", "content": "q"}])], 3, params, step_delimiter="\n\n")
+    params = SamplingParams(max_new_tokens=20, temperature=0.7, seed=5, step_delimiter="\n\n")
+    session = generator.session([chatml([{"role": "user", "content": "q"}])], 3, params)
     session.advance()
     assert generator.n_supported is False  # one request with n=3 got one choice; the rest went alone
     assert [b["n"] for b in Scripted.bodies] == [3, 1, 1]
@@ -152,21 +77,22 @@ def test_step_search_over_a_server_that_ignores_n(scripted: str) -> None:
 def test_retries_with_backoff_then_clear_errors(scripted: str) -> None:
     generator = OpenAIGenerator(scripted, "tiny", SHAPE, retries=2, backoff=0.01)
     Scripted.fail = 2  # two 503s, then an answer
-    batch = generator.generate(["p"], 1, SamplingParams(max_new_tokens=10, temperature=0.0))
-    assert batch.completions[0].text.endswith("Answer: 42")
+    session = generator.session(["p"], 1, SamplingParams(max_new_tokens=10, temperature=0.0))
+    session.advance()
+    assert session.rows[0].text().endswith("Answer: 42")
     assert len(Scripted.bodies) == 3
 
     Scripted.fail, Scripted.status = 5, 503
     with pytest.raises(RemoteGeneratorError, match="HTTP 503: scripted failure"):
-        generator.generate(["p"], 1, SamplingParams(max_new_tokens=10))
+        generator.session(["p"], 1, SamplingParams(max_new_tokens=10)).advance()
     with pytest.raises(RemoteGeneratorError, match="HTTP 400: max_tokens too large"):  # not retried
-        generator.generate(["p"], 1, SamplingParams(max_new_tokens=500))
+        generator.session(["p"], 1, SamplingParams(max_new_tokens=500)).advance()
 
     closed = OpenAIGenerator(f"http://127.0.0.1:{free_port()}/v1", "tiny", SHAPE, retries=1, backoff=0.01)
     with pytest.raises(ModelUnavailableError):
         closed.check()
     with pytest.raises(RemoteGeneratorError, match="after 2 attempts"):
-        closed.generate(["p"], 1, SamplingParams(max_new_tokens=10))
+        closed.session(["p"], 1, SamplingParams(max_new_tokens=10)).advance()
     with pytest.raises(ModelUnavailableError, match="not 'other'"):
         OpenAIGenerator(scripted, "other", SHAPE).check()
 
@@ -258,6 +184,13 @@ def _teacher_forced(loaded: LoadedModel, prompt: str, text: str) -> tuple[float,
     return agree, logprob
 
 
+def _decoded(generator: OpenAIGenerator | HFGenerator, prompts: list[str], n: int, params: SamplingParams) -> Session:
+    """A session of ``n`` rows per prompt, every row decoded to its end."""
+    session = generator.session(prompts, n, params)
+    session.advance()
+    return session
+
+
 def test_llama_cpp_serves_the_same_model_as_the_hf_backend(llama_server: LlamaServer, hf_s: HFGenerator) -> None:
     """llama.cpp computes with quantised activations (and reuses cached prompt prefixes), so long greedy
     texts drift apart at near-ties; along the text llama.cpp chose, the HF model must make the same
@@ -266,12 +199,13 @@ def test_llama_cpp_serves_the_same_model_as_the_hf_backend(llama_server: LlamaSe
     greedy = SamplingParams(max_new_tokens=32, temperature=0.0)
     for question in QUESTIONS:
         prompt = hf_s.render([{"role": "user", "content": question}])
-        served = remote.generate([prompt], 1, greedy).completions[0]
-        local = hf_s.generate([prompt], 1, greedy).completions[0]
-        agree, logprob = _teacher_forced(hf_s.loaded, prompt, served.text)
-        assert agree >= 0.9, (question, served.text, agree)
-        assert abs(logprob - served.mean_logprob) < 0.05, (question, logprob, served.mean_logprob)
-        assert served.text[:40] == local.text[:40], (served.text, local.text)
+        served, local = (_decoded(g, [prompt], 1, greedy).rows[0] for g in (remote, hf_s))
+        served_text, local_text = served.text(None).strip(), local.text(hf_s.tokenizer).strip()
+        served_logprob = served.logprob_sum / served.completion_tokens
+        agree, logprob = _teacher_forced(hf_s.loaded, prompt, served_text)
+        assert agree >= 0.9, (question, served_text, agree)
+        assert abs(logprob - served_logprob) < 0.05, (question, logprob, served_logprob)
+        assert served_text[:40] == local_text[:40], (served_text, local_text)
 
 
 def test_best_of_n_and_beam_search_run_alike_on_llama_cpp_and_hf(llama_server: LlamaServer, hf_s: HFGenerator) -> None:
@@ -281,11 +215,11 @@ def test_best_of_n_and_beam_search_run_alike_on_llama_cpp_and_hf(llama_server: L
     question = [{"role": "user", "content": QUESTIONS[0]}]
     sampled = SamplingParams(max_new_tokens=16, temperature=1.0, seed=7)
     for generator in (remote, hf_s):
-        batch = generator.generate([generator.render(question)], 4, sampled)
-        assert len(batch.completions) == 4
-        assert len({c.text for c in batch.completions}) > 1  # four samples, not one copied
-        assert all(c.completion_tokens > 0 and c.mean_logprob < 0 for c in batch.completions)
-        assert batch.usage.completion_tokens == sum(c.completion_tokens for c in batch.completions)
+        session = _decoded(generator, [generator.render(question)], 4, sampled)
+        assert len(session.rows) == 4
+        assert len({r.text(generator.tokenizer) for r in session.rows}) > 1  # four samples, not one copied
+        assert all(r.completion_tokens > 0 and r.logprob_sum < 0 for r in session.rows)
+        assert session.usage.completion_tokens == sum(r.completion_tokens for r in session.rows)
 
     config = Config("S", qp=1, cp=2, bs=2)
     for generator in (remote, hf_s):

@@ -1,13 +1,14 @@
 """One contract for every policy, plus what distinguishes each."""
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from uniscale_integrations import LinUCB
-from uniscale_integrations.core.features import ProductFeatures
-from uniscale_integrations.core.policies import KNN, Fixed, Greedy, LinUCBPolicy, Oracle, Policy, RandomPolicy
+from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.policy import KNN, Fixed, Greedy, LinUCBPolicy, Oracle, Policy, PolicyContext, RandomPolicy
 
 N_CONFIGS, DZ, DC = 3, 3, 3
 ACTIONS = np.eye(N_CONFIGS)
@@ -44,12 +45,67 @@ def _mean_reward(policy: Policy, stream: list[tuple[ProductFeatures, np.ndarray]
     return total / len(stream)
 
 
-@pytest.mark.parametrize("name", sorted(FACTORIES))
-def test_policy_contract(name: str) -> None:
-    policy = FACTORIES[name]()
+def _policies() -> list[type[Policy]]:
+    """Every concrete policy of the package (the contract below runs on each, with its own test parameters)."""
+    found, todo = [], list(Policy.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith("uniscale_integrations.") and not inspect.isabstract(cls):
+            found.append(cls)
+    return sorted(set(found), key=lambda cls: cls.__name__)
+
+
+CONTEXT = PolicyContext(seed=3, dim=DZ * DC, n_arms=N_CONFIGS)
+CASES = [(cls, i) for cls in _policies() for i, _ in enumerate(cls._unit_test_params(CONTEXT))]
+
+
+def test_every_policy_is_under_contract() -> None:
+    assert {cls.__name__ for cls, _ in CASES} == {"LinUCBPolicy", "Greedy", "RandomPolicy", "Fixed", "Oracle", "KNN"}
+
+
+def _build(cls: type[Policy], case: int) -> Policy:
+    """A new policy with the ``case``-th of the parameters it names for the contract test."""
+    return cls(**list(cls._unit_test_params(CONTEXT))[case])
+
+
+@pytest.mark.parametrize(("cls", "case"), CASES, ids=[f"{cls.__name__}-{case}" for cls, case in CASES])
+def test_policy_contract(cls: type[Policy], case: int) -> None:
+    policy = _build(cls, case)
     assert isinstance(policy, Policy)
-    assert name in repr(policy) or policy.name == name
-    assert 0 < _mean_reward(policy, _stream(0, 50)) <= 1.0
+    assert isinstance(policy.name, str)
+    assert policy.name
+    stream = _stream(0, 60)
+    arms = []
+    for features, rewards in stream:
+        arm = policy.select(features, hindsight=rewards)
+        assert type(arm) is int
+        assert 0 <= arm < N_CONFIGS
+        assert policy.update(features, arm, float(rewards[arm])) is policy
+        arms.append(arm)
+    assert policy.n_updates == sum(policy.pulls.values()) == len(stream)
+    for arm, pulls in policy.pulls.items():
+        mean = policy.mean_reward(arm)
+        assert mean is not None
+        assert pulls == arms.count(arm)
+        assert min(r[arm] for _, r in stream) - 1e-9 <= mean <= max(r[arm] for _, r in stream) + 1e-9
+    assert policy.name in repr(policy)
+    assert type(policy).__name__ in repr(policy)
+
+    replay = _build(cls, case)  # the same parameters choose the same arms on the same stream
+    chosen = []
+    for features, rewards in stream:
+        arm = replay.select(features, hindsight=rewards)
+        replay.update(features, arm, float(rewards[arm]))
+        chosen.append(arm)
+    assert chosen == arms
+
+    features = stream[0][0]
+    with pytest.raises(IndexError):
+        policy.update(features, N_CONFIGS, 0.5)
+    with pytest.raises(ValueError, match="finite"):
+        policy.update(features, 0, float("nan"))
+    assert policy.n_updates == len(stream)
 
 
 @pytest.mark.parametrize("name", ["UniScale", "kNN"])

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from uniscale_integrations import Config, UniScale
-from uniscale_integrations.core.cost import Usage
-from uniscale_integrations.tts.pooling import MeaningPool
+from uniscale_integrations.executor.pooling import MeaningPool
+from uniscale_integrations.reward.cost import Usage
 
 DOCUMENTS = [
     "The lighthouse on Gull Island is kept by a woman named Marta Okafor.",
@@ -33,7 +33,7 @@ class _Axes:
 
 
 def test_links_are_transitive_and_blank_replies_stand_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("uniscale_integrations.tts.pooling.embedding_usage", lambda embedder, texts: Usage())
+    monkeypatch.setattr("uniscale_integrations.executor.pooling.embedding_usage", lambda embedder, texts: Usage())
     pool = MeaningPool(_Axes(), threshold=0.6)  # type: ignore[arg-type]
     # x ~ xy (0.8) and xy ~ y (0.6): one group through xy, though x and y are orthogonal.
     assert pool.group(["x a", "y b", "xy c", "z d", "  "]).labels == [0, 0, 0, 1, 2]

@@ -13,11 +13,11 @@ from dataclasses import asdict
 
 import pytest
 
+from uniscale_integrations.backends.base import SamplingParams
+from uniscale_integrations.backends.hf.session import DecodeSession
 from uniscale_integrations.bench.derive import derived_usage, path_answer, rows_of, vote
+from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
-from uniscale_integrations.tts.backends import SamplingParams
-from uniscale_integrations.tts.decoding import DecodeSession
-from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
 QUESTIONS = ["What is 12 + 7?", "Tom has 3 boxes with 4 apples each. How many apples are there?"]
 
@@ -39,14 +39,16 @@ def _prompts(loaded: LoadedModel) -> list[str]:
 
 
 def _params(**kwargs: object) -> SamplingParams:
-    return SamplingParams(max_new_tokens=48, temperature=0.8, top_p=0.9, seed=7, **kwargs)  # type: ignore[arg-type]
+    values: dict[str, object] = {"max_new_tokens": 48, "temperature": 0.8, "top_p": 0.9, "seed": 7}
+    values["step_delimiter"] = "\n\n"
+    return SamplingParams(**(values | kwargs))  # type: ignore[arg-type]
 
 
 def test_greedy_first_keeps_the_samples_a_plain_session_draws(small: LoadedModel) -> None:
     prompts = _prompts(small)
-    mixed = DecodeSession(small, prompts, 3, _params(greedy_first=True), step_delimiter="\n\n", mark_steps=True)
+    mixed = DecodeSession(small, prompts, 3, _params(greedy_first=True), mark_steps=True)
     mixed.advance()
-    plain = DecodeSession(small, prompts, 2, _params())
+    plain = DecodeSession(small, prompts, 2, _params(step_delimiter=None))
     plain.advance()
     greedy = DecodeSession(small, prompts, 1, SamplingParams(max_new_tokens=48, temperature=0))
     greedy.advance()
@@ -58,8 +60,8 @@ def test_greedy_first_keeps_the_samples_a_plain_session_draws(small: LoadedModel
 
 
 def test_step_ends_are_marked_without_pausing_and_paths_stop_at_the_answer(small: LoadedModel) -> None:
-    params = SamplingParams(max_new_tokens=96, temperature=0.8, seed=3, stop_at_answer=True)
-    session = DecodeSession(small, _prompts(small), 3, params, step_delimiter="\n\n", mark_steps=True)
+    params = SamplingParams(max_new_tokens=96, temperature=0.8, seed=3, stop_at_answer=True, step_delimiter="\n\n")
+    session = DecodeSession(small, _prompts(small), 3, params, mark_steps=True)
     session.advance()
     tokenizer = small.tokenizer
     assert all(r.status == "finished" for r in session.rows)  # one advance: nobody waited at a step end
@@ -81,9 +83,7 @@ def test_the_derived_usage_of_rows_is_the_sessions_own(small: LoadedModel) -> No
     lengths = [len(small.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     for counts in ((3, 3), (2, 0), (0, 1)):
         chosen = [p for p, c in zip(prompts, counts, strict=True) if c]
-        session = DecodeSession(
-            small, chosen, [c for c in counts if c], _params(), step_delimiter="\n\n", mark_steps=True
-        )
+        session = DecodeSession(small, chosen, [c for c in counts if c], _params(), mark_steps=True)
         session.advance()
         chosen_lengths = [n for n, c in zip(lengths, counts, strict=True) if c]
         rows = [(r.prompt_index, len(r.token_ids)) for r in session.rows]

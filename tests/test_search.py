@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from uniscale_integrations import Config, CostModel, Usage
-from uniscale_integrations.core.answers import extract_answer, stated_answer
-from uniscale_integrations.core.events import Event, PathPruned, StepScored
-from uniscale_integrations.core.verifiers import Verdicts
+from uniscale_integrations.answers import extract_answer, stated_answer
+from uniscale_integrations.backends.hf.generator import HFGenerator
+from uniscale_integrations.backends.hf.session import DecodeSession
+from uniscale_integrations.events import Event, PathPruned, StepScored
+from uniscale_integrations.executor import STEP_BY_STEP, EarlyStopping, Executor, vote_decided
+from uniscale_integrations.executor.stopping import vote_settled
+from uniscale_integrations.executor.verifiers import Verdicts
 from uniscale_integrations.models import ModelRegistry, load_model
-from uniscale_integrations.tts import STEP_BY_STEP, EarlyStopping, Executor, HFGenerator, vote_decided
-from uniscale_integrations.tts.decoding import DecodeSession
-from uniscale_integrations.tts.search import vote_settled
 
 QUESTION = [{"role": "user", "content": "Tom has 3 boxes with 4 apples each. He eats 2. How many apples are left?"}]
 
@@ -144,7 +145,7 @@ def test_a_pruned_beam_leaves_its_tree_for_good(generator: HFGenerator) -> None:
 
 
 def test_the_vote_is_decided_only_when_no_answer_can_overtake() -> None:
-    from uniscale_integrations.tts.search import PathTrace
+    from uniscale_integrations.executor.paths import PathTrace
 
     def path(i: int, answer: str | None, score: float | None) -> PathTrace:
         return PathTrace(i, 0, i, None, answer=answer, final_score=score)
@@ -292,7 +293,7 @@ def test_invalid_options_are_refused(generator: HFGenerator) -> None:
 
 
 def test_answer_score_pools_only_paths_that_agree() -> None:
-    from uniscale_integrations.tts.search import PathTrace, aggregate, answer_score
+    from uniscale_integrations.executor.paths import PathTrace, aggregate, answer_score
 
     def path(i: int, answer: str | None, score: float) -> PathTrace:
         return PathTrace(i, 0, i, None, text=f"path {i}", answer=answer, final_score=score, status="finished")

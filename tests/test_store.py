@@ -20,9 +20,9 @@ from uniscale_integrations import (
     UniScale,
     UnknownDecisionError,
 )
-from uniscale_integrations.core.encoder import QueryEncoder
-from uniscale_integrations.core.store import SCHEMA_VERSION, SQLiteStore
 from uniscale_integrations.errors import StoreCorruptError, StoreError, StoreVersionError
+from uniscale_integrations.features.encoder import QueryEncoder
+from uniscale_integrations.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 QUESTIONS = [
     "What is 17 + 25?",

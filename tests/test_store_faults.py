@@ -16,7 +16,6 @@ import pytest
 from store_support import make_engine
 
 from uniscale_integrations import UniScale
-from uniscale_integrations.core.reward import RewardWeights
 from uniscale_integrations.errors import (
     DuplicateFeedbackError,
     StoreCorruptError,
@@ -25,6 +24,7 @@ from uniscale_integrations.errors import (
     StoreLostRowsError,
     StoreModeError,
 )
+from uniscale_integrations.reward.weights import RewardWeights
 
 
 def _answered(engine: UniScale, n: int, start: int = 0) -> list[str]:

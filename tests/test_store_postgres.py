@@ -43,11 +43,11 @@ from store_support import (
 )
 
 from uniscale_integrations import DuplicateFeedbackError, LinUCB, UnknownDecisionError
-from uniscale_integrations.core.store import SQLiteStore, open_store
 from uniscale_integrations.errors import StoreCorruptError, StoreError, StoreVersionError
+from uniscale_integrations.store import SQLiteStore, open_store
 
 psycopg = pytest.importorskip("psycopg", reason='PostgresStore needs psycopg 3: pip install "psycopg[binary]"')
-from uniscale_integrations.core.store_postgres import PostgresStore  # noqa: E402
+from uniscale_integrations.store.postgres import PostgresStore  # noqa: E402
 
 
 def _binary(name: str) -> str | None:
@@ -294,11 +294,10 @@ def test_schemas_urls_and_damage(postgres: str, schema: str) -> None:
 
 
 def test_serve_gives_each_mode_its_own_schema(postgres: str) -> None:
-    from uniscale_integrations.serve.engines import open_store as serve_store
     from uniscale_integrations.serve.settings import ServeSettings
 
     settings = ServeSettings(store=postgres)
-    stores = [serve_store(settings, mode) for mode in settings.modes]
+    stores = [settings.open_store(mode) for mode in settings.modes]
     try:
         assert [s.schema for s in stores if isinstance(s, PostgresStore)] == [
             "uniscale_cost_sensitive",

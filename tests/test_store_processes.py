@@ -15,7 +15,7 @@ import pytest
 from store_support import SPACE, assert_same_policy, correct_of, make_engine, read_line, state_hash, tell
 
 from uniscale_integrations import DuplicateFeedbackError, LinUCB
-from uniscale_integrations.core.store import SQLiteStore
+from uniscale_integrations.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from uniscale_integrations.core import verifiers as verifiers_module
-from uniscale_integrations.core.answers import choice_letter
-from uniscale_integrations.core.cost import CostModel, Usage
-from uniscale_integrations.core.encoder import MiniLMEmbedder
-from uniscale_integrations.core.verifiers import (
+from uniscale_integrations.answers import choice_letter
+from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.executor import verifiers as verifiers_module
+from uniscale_integrations.executor.verifiers import (
     LONE_AGREEMENT,
     CallableChecker,
     CallableVerifier,
@@ -35,8 +34,9 @@ from uniscale_integrations.core.verifiers import (
     WeightedVerifier,
     combine,
 )
-from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.features.encoder import MiniLMEmbedder
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
+from uniscale_integrations.reward.cost import CostModel, Usage
 
 QUESTION = "What is 2 + 3?"
 SOLUTIONS = ["2 + 3 = 5. Answer: 5", "Answer: 6", "", "I think it is 5, since two plus three is five."]

@@ -1,16 +1,11 @@
 """UniScale for LangChain and LlamaIndex: per-query joint model routing and test-time scaling.
 
-The core (``uniscale_integrations.core``) imports neither framework; the adapters live in
-``uniscale_integrations.langchain`` and ``uniscale_integrations.llama_index``.
+The engine and the parts it drives (``features``, ``policy``, ``executor``, ``backends``, ``reward``,
+``store``) import neither framework; the adapters live in ``uniscale_integrations.langchain`` and
+``uniscale_integrations.llama_index``, the server in ``uniscale_integrations.serve``.
 """
 
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.budget import Budget
-from uniscale_integrations.core.cost import CostModel, Usage
-from uniscale_integrations.core.engine import Estimate, Explanation, Result, UniScale
-from uniscale_integrations.core.reward import RewardWeights
-from uniscale_integrations.core.space import Config, ConfigSpace
-from uniscale_integrations.core.store import SQLiteStore
+from uniscale_integrations.engine import Estimate, Explanation, Result, UniScale
 from uniscale_integrations.errors import (
     BudgetError,
     ConfigSpaceError,
@@ -25,6 +20,13 @@ from uniscale_integrations.errors import (
     UnknownDecisionError,
     UnknownModelError,
 )
+from uniscale_integrations.features.space import Config, ConfigSpace
+from uniscale_integrations.options import RunOptions
+from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.reward.budget import Budget
+from uniscale_integrations.reward.cost import CostModel, Usage
+from uniscale_integrations.reward.weights import RewardWeights
+from uniscale_integrations.store.sqlite import SQLiteStore
 
 __all__ = [
     "Budget",
@@ -42,6 +44,7 @@ __all__ = [
     "ModelUnavailableError",
     "Result",
     "RewardWeights",
+    "RunOptions",
     "SQLiteStore",
     "StoreCorruptError",
     "StoreError",

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from uniscale_integrations.core.engine import Result, UniScale
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.engine import Result, UniScale
 from uniscale_integrations.errors import UniScaleError
-from uniscale_integrations.tts.styles import STYLES
+from uniscale_integrations.executor.styles import STYLES
+from uniscale_integrations.features.space import Config
 
 logger = logging.getLogger("uniscale_integrations.cli")
 
@@ -122,18 +122,6 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from uniscale_integrations.bench.command import run
-
-    return run(args)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from uniscale_integrations.serve.command import run
-
-    return run(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uniscale", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -157,27 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--log", type=Path, help="write one JSON line per query here")
     learn.set_defaults(func=cmd_learn)
 
-    from uniscale_integrations.bench.command import add_arguments
+    from uniscale_integrations.bench import command as bench
+    from uniscale_integrations.serve import command as serve
 
-    bench = sub.add_parser(
-        "bench",
-        help="the benchmark: replay every policy over an outcome table, report goals, frontier and plots",
-        description="Replays UniScale and its baselines over the shipped outcome table (or --table) and writes "
-        "JSON/CSV/Markdown/PNG results; --collect regenerates the table with real models; --live N runs the real loop.",
-    )
-    add_arguments(bench)
-    bench.set_defaults(func=cmd_bench)
-
-    from uniscale_integrations.serve.command import add_arguments as add_serve_arguments
-
-    serve = sub.add_parser(
-        "serve",
-        help="an OpenAI-compatible HTTP server: /v1/chat/completions, /v1/models, /v1/feedback",
-        description="Serves one UniScale engine per mode as OpenAI models (uniscale-cost-sensitive, "
-        "uniscale-quality-first); needs the serve extra. See docs/serve.md.",
-    )
-    add_serve_arguments(serve)
-    serve.set_defaults(func=cmd_serve)
+    for name, module, summary, description in (
+        (
+            "bench",
+            bench,
+            "the benchmark: replay every policy over an outcome table, report goals, frontier and plots",
+            "Replays UniScale and its baselines over the shipped outcome table (or --table) and writes JSON/CSV/"
+            "Markdown/PNG results; --collect regenerates the table with real models; --live N runs the real loop.",
+        ),
+        (
+            "serve",
+            serve,
+            "an OpenAI-compatible HTTP server: /v1/chat/completions, /v1/models, /v1/feedback",
+            "Serves one UniScale engine per mode as OpenAI models (uniscale-cost-sensitive, "
+            "uniscale-quality-first); needs the serve extra. See docs/serve.md.",
+        ),
+    ):
+        command = sub.add_parser(name, help=summary, description=description)
+        module.add_arguments(command)
+        command.set_defaults(func=module.run)
     return parser
 
 

@@ -33,6 +33,14 @@ class InvalidQueryError(UniScaleError, ValueError):
     """A query that cannot be answered: not a string, empty, or too long."""
 
 
+class InvalidOptionError(UniScaleError, ValueError):
+    """A call option (``RunOptions``) that cannot be honoured; :attr:`option` names it."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
 class ConfigSpaceError(UniScaleError, ValueError):
     """An invalid configuration or configuration space."""
 

@@ -12,7 +12,7 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index_support import EventLog
 
 from uniscale_integrations import UniScale
-from uniscale_integrations.core.events import PathPruned
+from uniscale_integrations.events import PathPruned
 from uniscale_integrations.llama_index import (
     ConfigSelectedEvent,
     FeedbackAppliedEvent,
@@ -53,7 +53,7 @@ def test_chat_events_share_the_llm_span(llm: UniScaleLLM, event_log: EventLog) -
     decision = response.additional_kwargs["decision_id"]
     assert selected.decision_id == decision
     assert selected.config == response.additional_kwargs["config"]
-    assert selected.ucb == pytest.approx(response.additional_kwargs["ucb"])
+    assert selected.ucb == pytest.approx(response.additional_kwargs["estimate"]["ucb"])
     assert not selected.forced
     assert all(e.decision_id == decision for e in event_log.of(StepScoredEvent))
     assert any(e.final for e in event_log.of(StepScoredEvent))

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from uniscale_integrations import Config, UniScale
 from uniscale_integrations.llama_index import ConfigSelectedEvent, UniScaleLLM, to_chat
+from uniscale_integrations.options import RunOptions
 
 METADATA_KEYS = {
     "prompt_tokens",
@@ -19,14 +20,16 @@ METADATA_KEYS = {
     "model",
     "config",
     "eflops",
+    "verifier_eflops",
     "cost",
     "score",
     "answer",
     "seconds",
     "decision_id",
-    "mean",
-    "width",
-    "ucb",
+    "estimate",
+    "paths",
+    "pruned",
+    "budget_exhausted",
 }
 CHAT = [
     ChatMessage(role="system", content="You are a helpful assistant. Answer in one short sentence."),
@@ -65,7 +68,8 @@ def _check_metadata(kwargs: dict[str, Any], engine: UniScale) -> None:
     assert 0 < kwargs["cost"] <= 1
     assert 0 <= kwargs["score"] <= 1
     assert len(kwargs["decision_id"]) == 32
-    assert kwargs["ucb"] == pytest.approx(kwargs["mean"] + engine.bandit.alpha * kwargs["width"])
+    estimate = kwargs["estimate"]
+    assert estimate["ucb"] == pytest.approx(estimate["mean"] + engine.bandit.alpha * estimate["width"])
 
 
 def _check_raw(response: ChatResponse | CompletionResponse) -> None:
@@ -181,20 +185,16 @@ def test_options_reach_the_engine(llm: UniScaleLLM, engine: UniScale, monkeypatc
     calls = _spy_on_run(engine, monkeypatch)
     options = {"max_tokens": 3, "temperature": 0.0, "stop": "\n", "seed": 5, "config": "S/qp1/cp2/bs1"}
     response = llm.complete("Count from one to ten.", **options)
-    assert {k: calls[0][1][k] for k in ("max_new_tokens", "temperature", "stop", "seed", "config")} == {
-        "max_new_tokens": 3,
-        "temperature": 0.0,
-        "stop": ("\n",),
-        "seed": 5,
-        "config": Config("S", cp=2),
-    }
+    assert calls[0][0][1] == RunOptions(
+        max_new_tokens=3, temperature=0.0, stop=("\n",), seed=5, config=Config("S", cp=2)
+    )
     kwargs = response.additional_kwargs
     assert kwargs["config"] == "S/qp1/cp2/bs1"
     assert 0 < kwargs["completion_tokens"] <= 3 * 2
-    assert not {"mean", "width", "ucb"} & set(kwargs)  # a forced config has no estimate
+    assert kwargs["estimate"] is None  # a forced config has no estimate
 
     UniScaleLLM(engine=engine, max_tokens=2, temperature=0.3).chat(CHAT)
-    assert (calls[1][1]["max_new_tokens"], calls[1][1]["temperature"]) == (2, 0.3)
+    assert (calls[1][0][1].max_new_tokens, calls[1][0][1].temperature) == (2, 0.3)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +204,7 @@ def test_options_reach_the_engine(llm: UniScaleLLM, engine: UniScale, monkeypatc
 def test_bad_options_are_refused_before_any_decision(
     llm: UniScaleLLM, event_log: EventLog, kwargs: dict[str, Any]
 ) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValueError, match=r"must be|unexpected"):
         llm.complete("What is 1 + 1?", **kwargs)
     assert not event_log.of(ConfigSelectedEvent)
 

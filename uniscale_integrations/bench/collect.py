@@ -28,13 +28,15 @@ from typing import Any
 
 from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream, question_seed
 from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta, save_table
-from uniscale_integrations.core.engine import UniScale
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.defaults import Defaults
+from uniscale_integrations.engine import UniScale
 from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.executor.stopping import EarlyStopping
+from uniscale_integrations.executor.styles import STYLES
+from uniscale_integrations.features.space import Config
+from uniscale_integrations.reward.weights import Mode
 
 logger = logging.getLogger(__name__)
-
-STYLE_INSTRUCTIONS = ("plain", "brief", "step-by-step")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class CollectPlan:
     tune_share: float = 0.25
     """Share of each tier's questions kept for tuning (never reported)."""
     style: str = "step-by-step"
+    """The answer style whose instruction each question gets (``executor.styles.STYLES``)."""
     max_new_tokens: int = 128
     es_off_questions: int = 10
     """Test questions also collected with early stopping off (phase 2)."""
@@ -58,16 +61,14 @@ class CollectPlan:
     v_sup: float | None = 1.0
 
     def __post_init__(self) -> None:
-        if self.style not in STYLE_INSTRUCTIONS:
-            raise ValueError(f"style must be one of {STYLE_INSTRUCTIONS}, got {self.style!r}")
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {tuple(STYLES)}, got {self.style!r}")
         if self.questions < 1 or self.max_new_tokens < 1 or self.es_off_questions < 0:
             raise ValueError("questions and max_new_tokens must be positive, es_off_questions >= 0")
 
     @property
     def instruction(self) -> str | None:
-        from uniscale_integrations.tts.styles import BRIEF, STEP_BY_STEP
-
-        return {"plain": None, "brief": BRIEF, "step-by-step": STEP_BY_STEP}[self.style]
+        return STYLES[self.style].instruction
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -85,24 +86,16 @@ class CollectPlan:
         return [(q, splits[q.id]) for q in questions]
 
 
-def build_engines(plan: CollectPlan, *, alpha: float = 0.5, mode: str = "cost-sensitive") -> dict[bool, UniScale]:
-    """Engines over the plan's space with early stopping on and off (they share the loaded models)."""
-    from uniscale_integrations.tts.search import EarlyStopping
+def build_engines(plan: CollectPlan, *, alpha: float = 0.5, mode: Mode = "cost-sensitive") -> dict[bool, UniScale]:
+    """Engines over the plan's space with early stopping on and off (they share the loaded models).
+
+    Their paths decode as the default ``"plain"`` style does, with the plan's style's instruction and token cap.
+    """
 
     def engine(enabled: bool) -> UniScale:
         stopping = EarlyStopping(enabled=enabled, h_max=plan.h_max, v_sup=plan.v_sup)
-        return UniScale.from_defaults(
-            mode,  # type: ignore[arg-type]
-            models=plan.models,
-            qp=plan.qp,
-            cp=plan.cp,
-            bs=plan.bs,
-            max_new_tokens=plan.max_new_tokens,
-            instruction=plan.instruction,
-            early_stopping=stopping,
-            alpha=alpha,
-            seed=plan.seed,
-        )
+        stack = Defaults.of(plan, instruction=plan.instruction, early_stopping=stopping).build()
+        return UniScale(**stack.engine_kwargs(mode), alpha=alpha, seed=plan.seed)
 
     return {True: engine(True), False: engine(False)}
 

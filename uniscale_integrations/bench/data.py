@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from uniscale_integrations.core.answers import extract_answer, same_answer, stated_answer
+from uniscale_integrations.answers import extract_answer, same_answer, stated_answer
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from uniscale_integrations.answers import canonical_answer, voted_answer
 from uniscale_integrations.bench.data import Question
-from uniscale_integrations.core.answers import canonical_answer, voted_answer
-from uniscale_integrations.core.cost import Usage
-from uniscale_integrations.tts.search import CUT
+from uniscale_integrations.executor.paths import CUT
+from uniscale_integrations.reward.cost import Usage
 
 Record = Mapping[str, Any]
 Path = Mapping[str, Any]
@@ -70,7 +70,7 @@ def rows_of(record: Record, qp: int, cp: int, *, greedy_first: bool = False) -> 
 
 
 def path_answer(path: Path) -> str | None:
-    """The canonical answer a path casts in a vote (:func:`~uniscale_integrations.core.answers.voted_answer`)."""
+    """The canonical answer a path casts in a vote (:func:`~uniscale_integrations.answers.voted_answer`)."""
     answer = voted_answer(path["text"], cut=path["finish"] in CUT)
     return canonical_answer(answer) if answer else None
 

@@ -6,14 +6,14 @@ into the rows, the vote and the usage of any BS = 1 configuration. This module w
 :class:`~uniscale_integrations.bench.outcomes.OutcomeTable`, for early stopping off and on:
 
 - **off**: every row of the configuration runs to its end (end of sequence, answer line or cap);
-- **on**: the vote-decided rule of :func:`~uniscale_integrations.tts.search.vote_decided`,
+- **on**: the vote-decided rule of :func:`~uniscale_integrations.executor.search.vote_decided`,
   replayed exactly as the executor runs it without pauses at step ends (it checks every
-  :data:`~uniscale_integrations.tts.search.CHECK_TOKENS` tokens). The rows decode in lockstep,
+  :data:`~uniscale_integrations.executor.search.CHECK_TOKENS` tokens). The rows decode in lockstep,
   so after ``t`` steps the finished rows are those of at most ``t`` tokens; the session stops at
   the first check ``t`` where the open rows, each worth at most ``v_sup`` (a confidence is at
   most 1), could not overtake the leader; the open rows are cut at ``t`` tokens and the answer
   cannot differ from the "off" answer. With ``settle``, the session also stops once the leader
-  holds with that probability (:func:`~uniscale_integrations.tts.search.leader_holds`); then the
+  holds with that probability (:func:`~uniscale_integrations.executor.search.leader_holds`); then the
   answer can differ, and the table says how often it did.
 
 Seconds are the record's measured seconds shared out by the share of the session's processed
@@ -27,13 +27,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from uniscale_integrations.backends.hf.stops import ends_in_loop
 from uniscale_integrations.bench.data import Question
 from uniscale_integrations.bench.derive import Path, Record, derived_usage, rows_of, tally, vote
 from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta
-from uniscale_integrations.core.cost import CostModel, ModelShape, SpacePricing
-from uniscale_integrations.core.space import Config
-from uniscale_integrations.tts.decoding import ends_in_loop
-from uniscale_integrations.tts.search import CHECK_TOKENS, leader_holds
+from uniscale_integrations.executor.stopping import CHECK_TOKENS, leader_holds
+from uniscale_integrations.features.space import Config
+from uniscale_integrations.reward.cost import CostModel, Shaped, SpacePricing
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def decided_step(
 ) -> int | None:
     """The first check, every ``every`` lockstep steps, after which the weighted vote of the
     finished rows cannot change, or (with ``settle``) its leader holds with at least that
-    probability (:func:`~uniscale_integrations.tts.search.leader_holds`), as
-    :class:`~uniscale_integrations.tts.search.Executor` checks it with
+    probability (:func:`~uniscale_integrations.executor.search.leader_holds`), as
+    :class:`~uniscale_integrations.executor.search.Executor` checks it with
     ``EarlyStopping(pause_at_steps=False, settle=settle)``."""
     longest = max(p["tokens"] for p in rows)
     for step in range(every, longest, every):
@@ -128,7 +128,7 @@ def outcome_row(
     config: Config,
     early_stopping: bool,
     *,
-    shape: ModelShape,
+    shape: Shaped,
     cost_model: CostModel,
     pricing: SpacePricing,
     greedy_first: bool,
@@ -162,7 +162,7 @@ def derived_table(
     questions: Mapping[str, Question],
     configs: Sequence[Config],
     *,
-    shapes: Mapping[str, ModelShape],
+    shapes: Mapping[str, Shaped],
     cost_model: CostModel,
     pricing: SpacePricing,
     contexts: Mapping[str, Sequence[float]],

@@ -47,8 +47,8 @@ from uniscale_integrations.bench.replay import (
     tts_arms,
     uniscale,
 )
-from uniscale_integrations.core.policies import KNN, Greedy, Oracle
-from uniscale_integrations.core.reward import Mode, RewardWeights
+from uniscale_integrations.policy.baselines import KNN, Greedy, Oracle
+from uniscale_integrations.reward.weights import Mode, RewardWeights
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A row of :mod:`~uniscale_integrations.bench.samples` that hit the cap (``"length"``) is
 continued from its stored text, to a higher cap, with its own random stream: a row's draw at
-position ``t`` depends only on its stream and ``t`` (:mod:`~uniscale_integrations.tts.decoding`),
+position ``t`` depends only on its stream and ``t`` (:mod:`~uniscale_integrations.backends.hf.session`),
 so the continuation samples what a session with the higher cap would have sampled next. Two
 small differences remain, and both are counted: the prefix is the stored text tokenised again
 (``retokenised``: a rare re-merge changes its length, which shifts the later draws by a
@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,8 @@ from uniscale_integrations.bench.derived_table import loop_stop
 from uniscale_integrations.bench.samples import SamplePlan, read_records
 
 if TYPE_CHECKING:
-    from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
+    from uniscale_integrations.backends.base import SamplingParams
+    from uniscale_integrations.backends.hf.generator import HFGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +99,15 @@ def continue_rows(
 ) -> list[dict[str, Any]]:
     """Continue each stored ``path`` (its prompt, and the seed of the session that sampled it) up to
     ``params.max_new_tokens``, in one batch; the paths with their new ``tokens`` .. ``text``."""
-    from uniscale_integrations.tts.decoding import DecodeSession, row_stream
+    from uniscale_integrations.backends.hf.sampling import row_stream
+    from uniscale_integrations.backends.hf.session import DecodeSession
 
     tokenizer = generator.tokenizer
     started = time.perf_counter()
     joined = [prompt + path["text"] for prompt, path in zip(prompts, paths, strict=True)]
-    session = DecodeSession(generator.loaded, joined, 1, params, step_delimiter=step_delimiter, mark_steps=True)
+    session = DecodeSession(
+        generator.loaded, joined, 1, replace(params, step_delimiter=step_delimiter), mark_steps=True
+    )
     retokenised = []
     for row, path, seed in zip(session.rows, paths, seeds, strict=True):
         row.token_ids = list(tokenizer(path["text"], add_special_tokens=False)["input_ids"])
@@ -133,13 +138,15 @@ def extend_capped(plan: SamplePlan, work: Path, cap: int, *, batch: int = 16, pr
     """Continue every capped row of ``work`` to ``cap`` new tokens; resumable. Returns the output file."""
     from tqdm.auto import tqdm
 
+    from uniscale_integrations.backends.base import SamplingParams
+    from uniscale_integrations.backends.hf.generator import HFGenerator
+    from uniscale_integrations.executor.prompts import question_variants
+    from uniscale_integrations.executor.styles import STYLES
     from uniscale_integrations.models import ModelRegistry, load_model, load_tokenizer
-    from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-    from uniscale_integrations.tts.search import question_variants
-    from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
     if any(cap <= s.max_new_tokens for s in plan.sampling.values()):
         raise ValueError(f"cap {cap} must exceed the collection's ({plan.sampling})")
+    reasoned = STYLES["reasoned"]
     registry = ModelRegistry.default()
     records = list(read_records(work))
     done = read_extensions(work, cap)
@@ -156,13 +163,16 @@ def extend_capped(plan: SamplePlan, work: Path, cap: int, *, batch: int = 16, pr
         generator = HFGenerator(load_model(registry[model]))
         sampling = plan.sampling[model]
         params = SamplingParams(
-            max_new_tokens=cap, temperature=sampling.temperature, top_p=sampling.top_p, stop_at_answer=True
+            max_new_tokens=cap,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop_at_answer=reasoned.stop_at_answer,
         )
         for start in range(0, len(pending), batch):
             group = pending[start : start + batch]
             prompts = [
                 generator.render(
-                    question_variants([{"role": "user", "content": r["text"]}], plan.variants, REASON_THEN_ANSWER)[
+                    question_variants([{"role": "user", "content": r["text"]}], plan.variants, reasoned.instruction)[
                         p["variant"]
                     ]
                 )

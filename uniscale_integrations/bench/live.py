@@ -25,9 +25,9 @@ from uniscale_integrations.bench.data import Question, question_seed
 from uniscale_integrations.bench.outcomes import OutcomeTable, OutcomeTableError
 from uniscale_integrations.bench.replay import UNISCALE, PolicySpec, run_policy, uniscale
 from uniscale_integrations.bench.samples import SamplePlan
-from uniscale_integrations.core.cost import NominalBudget
-from uniscale_integrations.core.engine import UniScale
-from uniscale_integrations.core.reward import Mode, RewardWeights
+from uniscale_integrations.engine import UniScale
+from uniscale_integrations.reward.cost import NominalBudget
+from uniscale_integrations.reward.weights import Mode, RewardWeights
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from uniscale_integrations.core.features import FloatArray
+from uniscale_integrations.features.joint import FloatArray
 
 Point = tuple[float, float]
 """``(cost, quality)``."""

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from uniscale_integrations.bench.data import SPLITS
-from uniscale_integrations.core.features import FloatArray, ProductFeatures
-from uniscale_integrations.core.reward import RewardWeights
-from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.features.joint import FloatArray, ProductFeatures
+from uniscale_integrations.features.space import Config
+from uniscale_integrations.reward.weights import RewardWeights
 
 FORMAT = "uniscale-outcomes"
 FORMAT_VERSION = 1

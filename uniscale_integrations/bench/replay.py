@@ -1,13 +1,14 @@
-"""Replay: the real policies of :mod:`uniscale_integrations.core.policies`, online, over an outcome table.
+"""Replay: the real policies of :mod:`uniscale_integrations.policy`, online, over an outcome table.
 
 Each seed draws one shuffled stream of the table's questions (shuffled passes over all of
 them when the stream is longer than the table) and every policy sees that same stream: at each step it
 chooses a configuration from the question's joint features (the context vector the engine's
 encoder gave the question at collection, cached in the table, times the configurations'
-features), receives the reward the table holds for that choice, and updates. Nothing is
-re-implemented here: UniScale is :class:`~uniscale_integrations.core.policies.LinUCBPolicy`
-around :class:`~uniscale_integrations.core.bandit.LinUCB`, fed
-:class:`~uniscale_integrations.core.features.ProductFeatures` (the factored fast path).
+features), receives the reward the table holds for that choice, and updates, through the same
+:class:`~uniscale_integrations.policy.base.Policy` contract the engine drives. Nothing is
+re-implemented here: UniScale is :class:`~uniscale_integrations.policy.linucb.LinUCBPolicy`
+around :class:`~uniscale_integrations.policy.linucb.LinUCB`, fed
+:class:`~uniscale_integrations.features.joint.ProductFeatures` (the factored fast path).
 
 Hindsight references (best fixed config on the stream, best config per tier on the stream)
 are computed from the table, not run as policies: no online policy could follow them.
@@ -24,10 +25,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from uniscale_integrations.bench.outcomes import OutcomeTable
-from uniscale_integrations.core.bandit import LinUCB
-from uniscale_integrations.core.features import FloatArray, ProductFeatures
-from uniscale_integrations.core.policies import KNN, Fixed, Greedy, LinUCBPolicy, Oracle, Policy, RandomPolicy
-from uniscale_integrations.core.reward import RewardWeights
+from uniscale_integrations.features.joint import FloatArray, ProductFeatures
+from uniscale_integrations.policy.base import Policy, PolicyContext
+from uniscale_integrations.policy.baselines import KNN, Fixed, Greedy, Oracle, RandomPolicy
+from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
+from uniscale_integrations.reward.weights import RewardWeights
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +41,6 @@ ORACLE = "Oracle"
 UNISCALE = "UniScale"
 TTS_ONLY = "UniScale TTS-only"
 ROUTING_ONLY = "UniScale routing-only"
-
-
-@dataclass(frozen=True)
-class PolicyContext:
-    """What a policy factory gets: the seed of the run and the size of the policy's space."""
-
-    seed: int
-    dim: int
-    n_arms: int
 
 
 @dataclass(frozen=True)

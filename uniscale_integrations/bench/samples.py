@@ -2,7 +2,7 @@
 
 For every question and model, one batched decode session runs ``variants`` question variants
 (QP) with ``1 + samples`` paths each: path 0 of a variant is greedy, paths 1.. sample, each
-from its own seeded stream (:class:`~uniscale_integrations.tts.decoding.DecodeSession` gives a
+from its own seeded stream (:class:`~uniscale_integrations.backends.hf.session.DecodeSession` gives a
 row a stream that depends only on the seed, its variant and its copy index). Nothing is
 pruned and no path pauses at step ends; each step end is recorded as it passes
 (``Row.step_marks``: tokens and cumulative log-probability), and every path stops at its
@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream, question_seed
-from uniscale_integrations.core.cost import NominalBudget
-from uniscale_integrations.core.space import Config
 from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.features.space import Config
+from uniscale_integrations.reward.cost import NominalBudget
 
 if TYPE_CHECKING:
-    from uniscale_integrations.core.engine import UniScale
+    from uniscale_integrations.engine import UniScale
 
 logger = logging.getLogger(__name__)
 
@@ -128,19 +128,19 @@ class SamplePlan:
     ) -> UniScale:
         """The engine whose live runs decode the rows a table derived from this plan replays.
 
-        Same prompts (the ``"reasoned"`` style: :data:`~uniscale_integrations.tts.styles.REASON_THEN_ANSWER`,
+        Same prompts (the ``"reasoned"`` style: :data:`~uniscale_integrations.executor.styles.REASON_THEN_ANSWER`,
         stop at the answer line, votes on stated answers), sampling,
         token cap and stops; with the question's :func:`question_seed` a live CP = k run samples
         the record's greedy path and first ``k - 1`` samples (or its first ``k`` samples without
         ``greedy_first``). Early stopping is the vote-decided rule checked without pauses, as
         :mod:`~uniscale_integrations.bench.derived_table` replays it. ``max_new_tokens`` is the
         cap the table was raised to (:mod:`~uniscale_integrations.bench.extend`), if it was;
-        ``settle`` the early-stopping rule's (:class:`~uniscale_integrations.tts.search.EarlyStopping`).
+        ``settle`` the early-stopping rule's (:class:`~uniscale_integrations.executor.search.EarlyStopping`).
         ``configs`` must form a grid over these models; ``kwargs`` go to
         :meth:`UniScale.from_defaults` (mode, alpha, ...).
         """
-        from uniscale_integrations.core.engine import UniScale
-        from uniscale_integrations.tts.search import EarlyStopping
+        from uniscale_integrations.engine import UniScale
+        from uniscale_integrations.executor.stopping import EarlyStopping
 
         settings = {self.sampling[m] for m in self.models}
         if len(settings) != 1:
@@ -196,12 +196,14 @@ def collect_samples(
     """
     from tqdm.auto import tqdm
 
+    from uniscale_integrations.backends.base import SamplingParams
+    from uniscale_integrations.backends.hf.generator import HFGenerator
+    from uniscale_integrations.backends.hf.session import DecodeSession
+    from uniscale_integrations.executor.prompts import question_variants
+    from uniscale_integrations.executor.styles import STYLES
     from uniscale_integrations.models import ModelRegistry, load_model
-    from uniscale_integrations.tts.backends import HFGenerator, SamplingParams
-    from uniscale_integrations.tts.decoding import DecodeSession
-    from uniscale_integrations.tts.search import question_variants
-    from uniscale_integrations.tts.styles import REASON_THEN_ANSWER
 
+    reasoned = STYLES["reasoned"]
     work.mkdir(parents=True, exist_ok=True)
     header = work / "plan.json"
     if header.exists():
@@ -209,7 +211,7 @@ def collect_samples(
         if stored["plan"] != plan.as_dict():
             raise UniScaleError(f"{work} holds another plan ({stored['plan']}); use a new work directory")
     else:
-        header.write_text(json.dumps({"plan": plan.as_dict(), "instruction": REASON_THEN_ANSWER}, indent=1) + "\n")
+        header.write_text(json.dumps({"plan": plan.as_dict(), "instruction": reasoned.instruction}, indent=1) + "\n")
     done = {(r["question"], r["model"]) for r in read_records(work)}
     stream = plan.stream()
     for plain in work.glob("chunk-*.jsonl"):  # a chunk finished by a run that stopped before packing it
@@ -235,7 +237,7 @@ def collect_samples(
             generators[model] = HFGenerator(load_model(registry[model]))
         generator = generators[model]
         sampling = plan.sampling[model]
-        chats = question_variants([{"role": "user", "content": question.text}], plan.variants, REASON_THEN_ANSWER)
+        chats = question_variants([{"role": "user", "content": question.text}], plan.variants, reasoned.instruction)
         prompts = [generator.render(chat) for chat in chats]
         params = SamplingParams(
             max_new_tokens=sampling.max_new_tokens,
@@ -243,12 +245,11 @@ def collect_samples(
             top_p=sampling.top_p,
             seed=question_seed(question.id),
             greedy_first=True,
-            stop_at_answer=True,
+            stop_at_answer=reasoned.stop_at_answer,
+            step_delimiter=plan.step_delimiter,
         )
         started = time.perf_counter()
-        session = DecodeSession(
-            generator.loaded, prompts, 1 + plan.samples, params, step_delimiter=plan.step_delimiter, mark_steps=True
-        )
+        session = DecodeSession(generator.loaded, prompts, 1 + plan.samples, params, mark_steps=True)
         session.advance()
         seconds = time.perf_counter() - started
         tokenizer = generator.tokenizer

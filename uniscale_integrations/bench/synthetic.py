@@ -5,7 +5,7 @@ space and its own accuracy per configuration, so different configurations win on
 tiers. Costs grow with the model and the number of paths; early stopping off costs
 ``es_overhead`` times more and changes no answer.
 
-:func:`fake_engines`: real :class:`~uniscale_integrations.core.engine.UniScale` engines whose
+:func:`fake_engines`: real :class:`~uniscale_integrations.engine.UniScale` engines whose
 executor answers from a seeded hash instead of a model (:class:`FakeExecutor`) and whose
 encoder hashes character trigrams (:class:`TrigramEmbedder`), so collection, replay and the
 live loop can be exercised end to end in a second.
@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from uniscale_integrations.bench.outcomes import OutcomeRow, OutcomeTable, QuestionRow, TableMeta, save_table
-from uniscale_integrations.core.cost import ModelShape, Usage
-from uniscale_integrations.core.encoder import QueryEncoder
-from uniscale_integrations.core.engine import UniScale
-from uniscale_integrations.core.features import FloatArray
-from uniscale_integrations.core.space import Config, ConfigSpace
+from uniscale_integrations.engine import UniScale
+from uniscale_integrations.features.encoder import QueryEncoder
+from uniscale_integrations.features.joint import FloatArray
+from uniscale_integrations.features.space import Config, ConfigSpace
+from uniscale_integrations.options import RunOptions
+from uniscale_integrations.reward.cost import ModelShape, Usage
 
 DEFAULT_ACCURACY: Mapping[str, Sequence[float]] = {
     # configs: S/qp1/cp1, S/qp1/cp4, M/qp1/cp1, M/qp1/cp4
@@ -145,11 +146,13 @@ class FakeExecutor:
         self.early_stopping = early_stopping
         self.calls: list[tuple[str, str, int | None]] = []
 
-    def execute(self, messages: Sequence[Mapping[str, str]], config: Config, **kwargs: Any) -> Any:
-        from uniscale_integrations.tts.search import Execution
+    def execute(
+        self, messages: Sequence[Mapping[str, str]], config: Config, options: RunOptions, listeners: Any = ()
+    ) -> Any:
+        from uniscale_integrations.executor.search import Execution
 
         question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        seed = kwargs.get("seed")
+        seed = options.seed
         self.calls.append((question, str(config), seed))
         draw = zlib.crc32(f"{question}/{config}/{seed}".encode()) / 2**32
         p = 1.0 - (1.0 - self.skill.get(config.model, 0.3)) ** (1.0 + 0.5 * np.log2(config.paths))

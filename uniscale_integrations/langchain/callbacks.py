@@ -16,7 +16,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 
-from uniscale_integrations.core.engine import UniScale
+from uniscale_integrations.engine import UniScale
 from uniscale_integrations.errors import DuplicateFeedbackError, UnknownDecisionError
 from uniscale_integrations.langchain.chat_model import ChatUniScale
 from uniscale_integrations.langchain.messages import METADATA_KEY, decision_id_of

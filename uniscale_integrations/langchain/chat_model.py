@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -16,11 +15,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from uniscale_integrations.core.engine import Result, UniScale
-from uniscale_integrations.core.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
-from uniscale_integrations.core.reward import Mode
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.engine import Result, UniScale
+from uniscale_integrations.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
 from uniscale_integrations.langchain.messages import response_metadata, to_chat, usage_metadata
+from uniscale_integrations.options import RunOptions
+from uniscale_integrations.reward.weights import Mode
 
 CUSTOM_EVENTS: dict[type, str] = {
     ConfigSelected: "uniscale_config_selected",
@@ -32,7 +31,18 @@ CUSTOM_EVENTS: dict[type, str] = {
 
 logger = logging.getLogger(__name__)
 ROUTER_NAME = "uniscale"
-_PIECES = re.compile(r"\s*\S+\s*|\s+")
+_ENGINE_FIELDS = {"models", "qp", "cp", "bs", "system_prompt", "instruction", "seed"}
+"""The fields a default engine is built from (``UniScale.from_defaults`` takes them by these names)."""
+_INHERITED = (
+    "handlers",
+    "inheritable_handlers",
+    "parent_run_id",
+    "tags",
+    "inheritable_tags",
+    "metadata",
+    "inheritable_metadata",
+)
+"""What the forwarder's callback manager takes over from the call's run manager."""
 
 
 class ChatUniScale(BaseChatModel):
@@ -83,7 +93,7 @@ class ChatUniScale(BaseChatModel):
     system_prompt: str | None = None
     """System message put first in chats that bring none (default engine only)."""
     instruction: str | None = None
-    """Appended to the question by a default engine (e.g. ``tts.STEP_BY_STEP`` for math)."""
+    """Appended to the question by a default engine (e.g. ``executor.STEP_BY_STEP`` for math)."""
     seed: int = 0
     """Seed of a default engine's policy and sampling."""
     streaming: bool = False
@@ -100,16 +110,7 @@ class ChatUniScale(BaseChatModel):
         """The engine, built on first use when none was given."""
         with self._engine_lock:
             if self.engine is None:
-                self.engine = UniScale.from_defaults(
-                    self.mode,
-                    models=self.models,
-                    qp=self.qp,
-                    cp=self.cp,
-                    bs=self.bs,
-                    system_prompt=self.system_prompt,
-                    instruction=self.instruction,
-                    seed=self.seed,
-                )
+                self.engine = UniScale.from_defaults(self.mode, **self.model_dump(include=_ENGINE_FIELDS))
             return self.engine
 
     @property
@@ -152,7 +153,7 @@ class ChatUniScale(BaseChatModel):
         message = AIMessage(
             content=result.text,
             usage_metadata=usage_metadata(result),
-            response_metadata=response_metadata(self.uniscale, result),
+            response_metadata=response_metadata(result),
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -165,7 +166,7 @@ class ChatUniScale(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         """The winning answer, streamed once the search has chosen it; usage and metadata come last."""
         result = self._run(messages, stop, run_manager, kwargs)
-        for piece in _PIECES.findall(result.text):
+        for piece in result.pieces():
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if run_manager is not None:
                 run_manager.on_llm_new_token(piece, chunk=chunk)
@@ -174,7 +175,7 @@ class ChatUniScale(BaseChatModel):
             message=AIMessageChunk(
                 content="",
                 usage_metadata=usage_metadata(result),
-                response_metadata=response_metadata(self.uniscale, result),
+                response_metadata=response_metadata(result),
                 chunk_position="last",
             )
         )
@@ -192,25 +193,25 @@ class ChatUniScale(BaseChatModel):
         if kwargs:
             raise TypeError(f"ChatUniScale got unexpected call options {sorted(kwargs)}")
         engine = self.uniscale
-        return engine.run(
-            to_chat(messages),
+        options = RunOptions(
+            config=config,
             models=_pinned_models(engine, model),
-            config=Config.parse(config) if isinstance(config, str) else config,
             stop=stop if stop is not None else (self.stop or ()),
-            listeners=[_EventForwarder(run_manager) if run_manager is not None else _dispatch_to_enclosing_run],
             seed=seed,
             max_new_tokens=self.max_tokens,
             temperature=self.temperature,
         )
+        forward = _EventForwarder(run_manager) if run_manager is not None else _dispatch_to_enclosing_run
+        return engine.run(to_chat(messages), options, listeners=[forward])
 
 
-def _pinned_models(engine: UniScale, model: str) -> list[str] | None:
+def _pinned_models(engine: UniScale, model: str) -> tuple[str] | None:
     """The space's models a ``model`` name allows: all for the router's name, else the one it names."""
     if model == ROUTER_NAME:
         return None
     for name in engine.space.models:
         if model in (name, engine.model_name(name)):
-            return [name]
+            return (name,)
     known = [ROUTER_NAME, *engine.space.models, *(engine.model_name(m) for m in engine.space.models)]
     raise ValueError(f"unknown model {model!r}: ChatUniScale takes one of {list(dict.fromkeys(known))}")
 
@@ -228,15 +229,7 @@ class _EventForwarder:
 
     def __init__(self, run_manager: CallbackManagerForLLMRun):
         self._run_id = run_manager.run_id
-        self._manager = CallbackManager(
-            handlers=run_manager.handlers,
-            inheritable_handlers=run_manager.inheritable_handlers,
-            parent_run_id=run_manager.parent_run_id,
-            tags=run_manager.tags,
-            inheritable_tags=run_manager.inheritable_tags,
-            metadata=run_manager.metadata,
-            inheritable_metadata=run_manager.inheritable_metadata,
-        )
+        self._manager = CallbackManager(**{name: getattr(run_manager, name) for name in _INHERITED})
 
     def __call__(self, event: Event) -> None:
         self._manager.on_custom_event(CUSTOM_EVENTS[type(event)], asdict(event), run_id=self._run_id)

@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, HumanMessage, SystemMessage
 from langchain_core.messages.ai import UsageMetadata
 
-from uniscale_integrations.core.engine import Result, UniScale
+from uniscale_integrations.engine import Result
 
 _ROLES = {SystemMessage: "system", HumanMessage: "user", AIMessage: "assistant"}
 METADATA_KEY = "uniscale"
@@ -40,14 +40,10 @@ def usage_metadata(result: Result) -> UsageMetadata:
     )
 
 
-def response_metadata(engine: UniScale, result: Result) -> dict[str, Any]:
+def response_metadata(result: Result) -> dict[str, Any]:
     """``model_name`` (the model that answered) and UniScale's record of the decision."""
-    return {
-        "model_name": engine.model_name(result.config.model),
-        "model_provider": "uniscale",
-        "finish_reason": "stop",
-        METADATA_KEY: engine.describe(result),
-    }
+    record = result.to_dict()
+    return {"model_name": record["model"], "model_provider": "uniscale", "finish_reason": "stop", METADATA_KEY: record}
 
 
 def decision_id_of(message: BaseMessage) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import PrivateAttr
 
-from uniscale_integrations.core.encoder import MiniLMEmbedder, TextEmbedder
+from uniscale_integrations.features.encoder import MiniLMEmbedder, TextEmbedder
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 

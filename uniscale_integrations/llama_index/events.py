@@ -11,8 +11,8 @@ from dataclasses import asdict
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events import BaseEvent
 
-from uniscale_integrations.core.engine import UniScale
-from uniscale_integrations.core.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
+from uniscale_integrations.engine import UniScale
+from uniscale_integrations.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
 
 dispatcher = get_dispatcher(__name__)
 

@@ -12,7 +12,7 @@ import math
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
 from llama_index.core.evaluation import EvaluationResult
 
-from uniscale_integrations.core.engine import UniScale
+from uniscale_integrations.engine import UniScale
 from uniscale_integrations.llama_index.llm import UniScaleLLM
 from uniscale_integrations.llama_index.recorder import DECISION_IDS_KEY, QueryResponse
 from uniscale_integrations.llama_index.responses import DECISION_ID_KEY

@@ -23,9 +23,10 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.llm import LLM
 from pydantic import Field, PrivateAttr
 
-from uniscale_integrations.core.engine import Message, Result, UniScale
+from uniscale_integrations.engine import Result, UniScale
+from uniscale_integrations.features.query import Message
 from uniscale_integrations.llama_index.events import CallForwarder, forward_feedback
-from uniscale_integrations.llama_index.messages import CallOptions, to_chat
+from uniscale_integrations.llama_index.messages import run_options, to_chat
 from uniscale_integrations.llama_index.responses import (
     chat_chunks,
     chat_response,
@@ -79,44 +80,44 @@ class UniScaleLLM(LLM):
             model_name=names[0] if len(names) == 1 else f"uniscale({', '.join(names)})",
         )
 
-    def _run(self, chat: list[Message], options: dict[str, Any], span_id: str | None) -> tuple[Result, str]:
-        """Run the engine under the LLM call's span; the result and the name of the model that answered."""
-        call = CallOptions(**options).run_kwargs({"max_tokens": self.max_tokens, "temperature": self.temperature})
-        result = self._engine.run(chat, listeners=[CallForwarder(span_id)], **call)
+    def _run(self, chat: list[Message], options: dict[str, Any], span_id: str | None) -> Result:
+        """Run the engine under the LLM call's span."""
+        call = run_options(options, max_tokens=self.max_tokens, temperature=self.temperature)
+        result = self._engine.run(chat, call, listeners=[CallForwarder(span_id)])
         logger.debug("UniScaleLLM call %s: decision %s, %s", span_id, result.decision_id, result.config)
-        return result, self._engine.model_name(result.config.model)
+        return result
 
-    async def _arun(self, chat: list[Message], options: dict[str, Any]) -> tuple[Result, str]:
+    async def _arun(self, chat: list[Message], options: dict[str, Any]) -> Result:
         return await asyncio.to_thread(self._run, chat, options, active_span_id.get())
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return chat_response(*self._run(to_chat(messages), kwargs, active_span_id.get()))
+        return chat_response(self._run(to_chat(messages), kwargs, active_span_id.get()))
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return completion_response(*self._run(_prompt_chat(prompt), kwargs, active_span_id.get()))
+        return completion_response(self._run(_prompt_chat(prompt), kwargs, active_span_id.get()))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         # The engine runs now, inside the call's span; the answer then streams in chunks.
-        return chat_chunks(*self._run(to_chat(messages), kwargs, active_span_id.get()))
+        return chat_chunks(self._run(to_chat(messages), kwargs, active_span_id.get()))
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        return completion_chunks(*self._run(_prompt_chat(prompt), kwargs, active_span_id.get()))
+        return completion_chunks(self._run(_prompt_chat(prompt), kwargs, active_span_id.get()))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return chat_response(*await self._arun(to_chat(messages), kwargs))
+        return chat_response(await self._arun(to_chat(messages), kwargs))
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return completion_response(*await self._arun(_prompt_chat(prompt), kwargs))
+        return completion_response(await self._arun(_prompt_chat(prompt), kwargs))
 
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        chunks = chat_chunks(*await self._arun(to_chat(messages), kwargs))
+        chunks = chat_chunks(await self._arun(to_chat(messages), kwargs))
 
         async def stream() -> ChatResponseAsyncGen:
             for chunk in chunks:
@@ -126,7 +127,7 @@ class UniScaleLLM(LLM):
 
     @llm_completion_callback()
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        chunks = completion_chunks(*await self._arun(_prompt_chat(prompt), kwargs))
+        chunks = completion_chunks(await self._arun(_prompt_chat(prompt), kwargs))
 
         async def stream() -> CompletionResponseAsyncGen:
             for chunk in chunks:

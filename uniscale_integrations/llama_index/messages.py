@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from uniscale_integrations.core.engine import Message
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.errors import InvalidOptionError
+from uniscale_integrations.features.query import Message
+from uniscale_integrations.features.space import Config
+from uniscale_integrations.options import RunOptions
 
 _ROLES = {
     MessageRole.SYSTEM: "system",
@@ -39,43 +39,31 @@ def to_chat(messages: Sequence[ChatMessage]) -> list[Message]:
     return chat
 
 
-class CallOptions(BaseModel):
-    """Per-call options of :class:`~uniscale_integrations.llama_index.UniScaleLLM`; anything else is refused."""
+class CallOptions(TypedDict, total=False):
+    """The per-call options of :class:`~uniscale_integrations.llama_index.UniScaleLLM`; anything else is refused."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    max_tokens: int | None = Field(default=None, gt=0, strict=True)
-    temperature: float | None = Field(default=None, ge=0.0)
-    stop: tuple[str, ...] = ()
-    seed: int | None = Field(default=None, strict=True)
-    config: Config | None = None
+    max_tokens: int
+    """New tokens per path (default: the LLM's ``max_tokens``, else the engine's)."""
+    temperature: float
+    """Temperature of sampled paths (default: the LLM's ``temperature``, else the engine's)."""
+    stop: str | Sequence[str]
+    seed: int
+    config: Config | str
     """Force this configuration (a ``Config`` or its ``"S/qp1/cp1/bs1"`` form) instead of the policy's choice."""
 
-    @field_validator("temperature")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("temperature must be finite")
-        return value
 
-    @field_validator("stop", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _parse_config(cls, value: Any) -> Any:
-        return Config.parse(value) if isinstance(value, str) else value
-
-    def run_kwargs(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for ``engine.run``; ``defaults`` fills ``max_tokens``/``temperature`` left unset."""
-        max_tokens = self.max_tokens if self.max_tokens is not None else defaults.get("max_tokens")
-        temperature = self.temperature if self.temperature is not None else defaults.get("temperature")
-        return {
-            "config": self.config,
-            "stop": self.stop,
-            "seed": self.seed,
-            "max_new_tokens": max_tokens,
-            "temperature": temperature,
-        }
+def run_options(
+    options: Mapping[str, Any], *, max_tokens: int | None = None, temperature: float | None = None
+) -> RunOptions:
+    """The engine's :class:`~uniscale_integrations.options.RunOptions` of one call; ``max_tokens`` and
+    ``temperature`` fill in what the call leaves unset."""
+    unknown = sorted(set(options) - CallOptions.__optional_keys__)
+    if unknown:
+        raise InvalidOptionError(unknown[0], f"UniScaleLLM got unexpected call options {unknown}")
+    return RunOptions(
+        config=options.get("config"),
+        stop=options.get("stop", ()),
+        seed=options.get("seed"),
+        max_new_tokens=options.get("max_tokens"),
+        temperature=options.get("temperature"),
+    ).or_defaults(max_new_tokens=max_tokens, temperature=temperature)

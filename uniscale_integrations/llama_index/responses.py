@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from llama_index.core.base.llms.types import (
@@ -14,31 +13,14 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 
-from uniscale_integrations.core.engine import Result
+from uniscale_integrations.engine import Result
 
 DECISION_ID_KEY = "decision_id"
-_CHUNK = re.compile(r"\s*\S+\s*|\s+")
 
 
-def result_metadata(result: Result, model_name: str) -> dict[str, Any]:
-    """What ``additional_kwargs`` carries: usage, config, cost, score, decision and the policy's estimate."""
-    usage = result.usage
-    metadata: dict[str, Any] = {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "model": model_name,
-        "config": str(result.config),
-        "eflops": result.eflops,
-        "cost": result.cost,
-        "score": result.score,
-        "answer": result.answer,
-        "seconds": result.seconds,
-        DECISION_ID_KEY: result.decision_id,
-    }
-    if result.estimate is not None:
-        metadata.update(mean=result.estimate.mean, width=result.estimate.width, ucb=result.estimate.ucb)
-    return metadata
+def result_metadata(result: Result) -> dict[str, Any]:
+    """What ``additional_kwargs`` carries: the usage's token counts and UniScale's record of the decision."""
+    return {**result.usage.tokens(), **result.to_dict()}
 
 
 def _raw(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -47,30 +29,26 @@ def _raw(metadata: dict[str, Any]) -> dict[str, Any]:
     return {"usage": usage, **{k: v for k, v in metadata.items() if k not in usage}}
 
 
-def chat_response(result: Result, model_name: str) -> ChatResponse:
-    metadata = result_metadata(result, model_name)
+def chat_response(result: Result) -> ChatResponse:
+    metadata = result_metadata(result)
     message = ChatMessage(role=MessageRole.ASSISTANT, content=result.text)
     return ChatResponse(message=message, raw=_raw(metadata), additional_kwargs=metadata)
 
 
-def completion_response(result: Result, model_name: str) -> CompletionResponse:
-    metadata = result_metadata(result, model_name)
+def completion_response(result: Result) -> CompletionResponse:
+    metadata = result_metadata(result)
     return CompletionResponse(text=result.text, raw=_raw(metadata), additional_kwargs=metadata)
 
 
-def _chunks(text: str) -> list[str]:
-    """``text`` in word-sized pieces (whitespace kept) that join back to it; one empty piece for ``""``."""
-    return _CHUNK.findall(text) or [""]
-
-
-def chat_chunks(result: Result, model_name: str) -> ChatResponseGen:
-    """The winning text word by word; every chunk names the decision, the last carries all metadata."""
-    pieces = _chunks(result.text)
+def chat_chunks(result: Result) -> ChatResponseGen:
+    """The winning text word by word (one empty piece for an empty text); every chunk names the decision,
+    the last carries all metadata."""
+    pieces = result.pieces() or [""]
     so_far = ""
     for i, piece in enumerate(pieces):
         so_far += piece
         last = i == len(pieces) - 1
-        metadata = result_metadata(result, model_name) if last else {DECISION_ID_KEY: result.decision_id}
+        metadata = result_metadata(result) if last else {DECISION_ID_KEY: result.decision_id}
         yield ChatResponse(
             message=ChatMessage(role=MessageRole.ASSISTANT, content=so_far),
             delta=piece,
@@ -79,8 +57,8 @@ def chat_chunks(result: Result, model_name: str) -> ChatResponseGen:
         )
 
 
-def completion_chunks(result: Result, model_name: str) -> CompletionResponseGen:
+def completion_chunks(result: Result) -> CompletionResponseGen:
     """As :func:`chat_chunks`, for completions."""
-    for chunk in chat_chunks(result, model_name):
+    for chunk in chat_chunks(result):
         text = chunk.message.content or ""
         yield CompletionResponse(text=text, delta=chunk.delta, raw=chunk.raw, additional_kwargs=chunk.additional_kwargs)

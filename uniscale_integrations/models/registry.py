@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -131,6 +131,23 @@ class HFDirectory:
 ModelSource = GGUFPackages | GGUFFile | HFDirectory
 
 
+_NUMBERS = ("params", "context_length", "n_layers", "kv_dim")
+"""A spec's architecture numbers, as its fields and :func:`gguf_architecture` / :func:`hf_architecture` name them."""
+
+
+class LocalOptions(TypedDict, total=False):
+    """What :meth:`ModelRegistry.register_gguf` and :meth:`ModelRegistry.register_hf_dir` may be told
+    besides ``trust_remote_code`` (off unless asked); numbers left out are read from the weights' own metadata."""
+
+    hf_name: str
+    params: int
+    context_length: int
+    n_layers: int
+    kv_dim: int
+    description: str
+    replace: bool
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of the ladder: identity, architecture numbers and weight source.
@@ -190,68 +207,45 @@ class ModelRegistry:
         return spec
 
     def register_gguf(
-        self,
-        name: str,
-        path: PathLike,
-        *,
-        hf_name: str | None = None,
-        params: int | None = None,
-        context_length: int | None = None,
-        n_layers: int | None = None,
-        kv_dim: int | None = None,
-        description: str = "",
-        trust_remote_code: bool = False,
-        replace: bool = False,
+        self, name: str, path: PathLike, *, trust_remote_code: bool = False, **options: Unpack[LocalOptions]
     ) -> ModelSpec:
         """Register a local GGUF file; numbers not given are read from its metadata."""
         source = GGUFFile(Path(path))
         if not source.path.is_file():
             raise MissingModelError(f"GGUF file of model {name!r} not found: {source.path}")
         found = gguf_architecture(source.path)
-        spec = ModelSpec(
-            name=name,
-            hf_name=hf_name or source.path.stem,
-            params=params or found["params"],
-            context_length=context_length or found["context_length"],
-            n_layers=n_layers or found["n_layers"],
-            kv_dim=kv_dim or found["kv_dim"],
-            source=source,
-            description=description,
-            trust_remote_code=trust_remote_code,
-        )
-        return self.register(spec, replace=replace)
+        return self._register_local(name, source, found, source.path.stem, trust_remote_code, options)
 
     def register_hf_dir(
-        self,
-        name: str,
-        path: PathLike,
-        *,
-        hf_name: str | None = None,
-        params: int | None = None,
-        context_length: int | None = None,
-        n_layers: int | None = None,
-        kv_dim: int | None = None,
-        description: str = "",
-        trust_remote_code: bool = False,
-        replace: bool = False,
+        self, name: str, path: PathLike, *, trust_remote_code: bool = False, **options: Unpack[LocalOptions]
     ) -> ModelSpec:
         """Register a local HF model directory; numbers not given are read from it."""
         source = HFDirectory(Path(path))
         if not (source.path / "config.json").is_file():
             raise MissingModelError(f"no config.json in model directory of {name!r}: {source.path}")
         found = hf_architecture(source.path)
+        return self._register_local(name, source, found, source.path.resolve().name, trust_remote_code, options)
+
+    def _register_local(
+        self,
+        name: str,
+        source: GGUFFile | HFDirectory,
+        found: dict[str, int],
+        hf_name: str,
+        trust_remote_code: bool,
+        options: LocalOptions,
+    ) -> ModelSpec:
+        """A spec of local weights: the numbers given in ``options``, else those ``found`` in the files."""
+        numbers: dict[str, Any] = {key: options.get(key) or found[key] for key in _NUMBERS}
         spec = ModelSpec(
             name=name,
-            hf_name=hf_name or source.path.resolve().name,
-            params=params or found["params"],
-            context_length=context_length or found["context_length"],
-            n_layers=n_layers or found["n_layers"],
-            kv_dim=kv_dim or found["kv_dim"],
+            hf_name=options.get("hf_name") or hf_name,
             source=source,
-            description=description,
+            description=options.get("description", ""),
             trust_remote_code=trust_remote_code,
+            **numbers,
         )
-        return self.register(spec, replace=replace)
+        return self.register(spec, replace=options.get("replace", False))
 
     def __getitem__(self, name: str) -> ModelSpec:
         try:

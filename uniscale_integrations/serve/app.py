@@ -33,8 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from uniscale_integrations.core.engine import Result, UniScale
-from uniscale_integrations.core.space import Config
+from uniscale_integrations.engine import Result, UniScale
 from uniscale_integrations.errors import (
     BudgetError,
     ConfigSpaceError,
@@ -123,20 +122,12 @@ def create_app(settings: ServeSettings, engines: Engines | None = None) -> Front
     async def chat_completions(body: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
         engine = engine_for(body.model)
         body.check_supported()
-        run = functools.partial(
-            engine.run,
-            body.chat(),
-            config=_forced(body),
-            stop=body.stop_strings(),
-            seed=body.seed,
-            max_new_tokens=body.max_new_tokens(settings.max_tokens_limit),
-            temperature=body.temperature,
-        )
+        run = functools.partial(engine.run, body.chat(), body.run_options(settings.max_tokens_limit))
         result = await _search(run, limiter)
         if not body.stream:
-            return completion(engine, result, body.model)
+            return completion(result, body.model)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = chunks(engine, result, body.model, include_usage=include_usage)
+        events = chunks(result, body.model, include_usage=include_usage)
 
         async def sse() -> AsyncIterator[str]:
             for event in events:
@@ -174,15 +165,6 @@ def create_app(settings: ServeSettings, engines: Engines | None = None) -> Front
     return FrontDoor(app, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
 
 
-def _forced(body: ChatCompletionRequest) -> Config | None:
-    if body.uniscale is None or body.uniscale.config is None:
-        return None
-    try:
-        return Config.parse(body.uniscale.config)
-    except ConfigSpaceError as exc:
-        raise APIError(400, str(exc), param="uniscale.config") from None
-
-
 async def _search(run: Callable[[], Result], limiter: anyio.CapacityLimiter) -> Result:
     """Run one search in a worker thread; engine errors become OpenAI-style errors."""
     try:
@@ -193,7 +175,7 @@ async def _search(run: Callable[[], Result], limiter: anyio.CapacityLimiter) -> 
         raise APIError(400, str(exc)) from None
     except ModelUnavailableError as exc:
         raise APIError(503, str(exc), kind="server_error", code="model_unavailable") from None
-    except ValueError as exc:  # the engine's checks of per-call options
+    except ValueError as exc:  # any other value the request asked for that the engine refuses
         raise APIError(400, str(exc)) from None
     except UniScaleError as exc:
         logger.exception("search failed")

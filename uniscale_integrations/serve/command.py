@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 
 from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
-from uniscale_integrations.serve.settings import LOG_LEVEL_ENV, MODES, SETTINGS_ENV, ServeSettings, is_postgres
+from uniscale_integrations.serve.settings import LOG_LEVEL_ENV, MODES, SETTINGS_ENV, ServeSettings
+from uniscale_integrations.store import is_postgres_url
 
 logger = logging.getLogger(__name__)
 
@@ -90,26 +92,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_of(args: argparse.Namespace) -> ServeSettings:
-    return ServeSettings(
-        modes=tuple(args.modes),
-        models=tuple(args.models) if args.models else None,
-        qp=tuple(args.qp),
-        cp=tuple(args.cp),
-        bs=tuple(args.bs),
-        max_new_tokens=args.max_new_tokens,
-        max_tokens_limit=max(args.max_tokens_limit, args.max_new_tokens),
-        instruction=args.instruction,
-        system_prompt=args.system_prompt,
-        seed=args.seed,
-        store=args.store,
-        synchronous=args.synchronous,
-        api_key=args.api_key,
-        max_body_bytes=args.max_body_bytes,
-        max_prompt_tokens=args.max_prompt_tokens,
-        max_concurrency=args.max_concurrency,
-        warmup=not args.no_warmup,
-        remote=tuple(args.remote),
-    )
+    """The settings the arguments give: each argument sets the setting of its name (see :func:`add_arguments`)."""
+    named = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServeSettings) if hasattr(args, f.name)}
+    derived = {
+        "models": args.models or None,
+        "max_tokens_limit": max(args.max_tokens_limit, args.max_new_tokens),
+        "warmup": not args.no_warmup,
+        "remote": tuple(args.remote),
+    }
+    return ServeSettings(**(named | derived))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ[SETTINGS_ENV] = settings.to_json()
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     os.environ[LOG_LEVEL_ENV] = level
-    shown = settings.store if settings.store is None or not is_postgres(settings.store) else "postgresql://..."
+    shown = settings.store if settings.store is None or not is_postgres_url(settings.store) else "postgresql://..."
     logger.info(
         "serving %s on %s:%d, %d worker(s), store %s", settings.model_names, args.host, args.port, args.workers, shown
     )

@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 
-from uniscale_integrations.core.cost import ModelShape
-from uniscale_integrations.core.engine import UniScale
-from uniscale_integrations.core.reward import Mode, RewardWeights
-from uniscale_integrations.core.space import ConfigSpace
-from uniscale_integrations.core.store import PolicyStore, SQLiteStore
+from uniscale_integrations.defaults import Defaults
+from uniscale_integrations.engine import UniScale
 from uniscale_integrations.errors import UnknownDecisionError
-from uniscale_integrations.serve.settings import ServeSettings, is_postgres, model_name
+from uniscale_integrations.reward.weights import Mode
+from uniscale_integrations.serve.settings import ServeSettings, model_name
 
 logger = logging.getLogger(__name__)
 
@@ -26,42 +24,22 @@ class Engines(Mapping[str, UniScale]):
 
     @classmethod
     def build(cls, settings: ServeSettings) -> Engines:
-        """Engines for ``settings``; nothing loads until :meth:`warmup` or the first request."""
+        """Engines for ``settings`` on one stack; nothing loads until :meth:`warmup` or the first request."""
+        stack = Defaults.of(
+            settings,
+            system_prompt=settings.system_prompt,
+            instruction=settings.instruction,
+            remote=dict(settings.remote),
+        ).build()
         engines: dict[str, UniScale] = {}
         try:
-            first: UniScale | None = None
             for mode in settings.modes:
-                store = open_store(settings, mode)
-                if first is None:
-                    first = UniScale.from_defaults(
-                        _mode(mode),
-                        models=settings.models,
-                        qp=settings.qp,
-                        cp=settings.cp,
-                        bs=settings.bs,
-                        max_new_tokens=settings.max_new_tokens,
-                        system_prompt=settings.system_prompt,
-                        instruction=settings.instruction,
-                        seed=settings.seed,
-                        store=store,
-                        remote=dict(settings.remote),
-                        max_prompt_tokens=settings.max_prompt_tokens,
-                    )
-                    engine = first
-                else:  # the same models, executor and encoder under another mode's reward and store
-                    shapes = {n: ModelShape.of(s) for n, s in first.specs.items()}
-                    engine = UniScale(
-                        ConfigSpace.grid(list(first.specs), settings.qp, settings.cp, settings.bs),
-                        first.executor,
-                        shapes,
-                        encoder=first.encoder,
-                        weights=RewardWeights.preset(_mode(mode)),
-                        cost_model=first.cost_model,
-                        specs=first.specs,
-                        seed=settings.seed,
-                        store=store,
-                        max_prompt_tokens=settings.max_prompt_tokens,
-                    )
+                engine = UniScale(
+                    **stack.engine_kwargs(_mode(mode)),
+                    seed=settings.seed,
+                    store=settings.open_store(mode),
+                    max_prompt_tokens=settings.max_prompt_tokens,
+                )
                 engines[model_name(mode)] = engine
                 logger.info("serving %s: %d configs, store %s", model_name(mode), len(engine.space), engine.store)
         except BaseException:
@@ -110,18 +88,6 @@ class Engines(Mapping[str, UniScale]):
     def close(self) -> None:
         for engine in self._engines.values():
             engine.close()
-
-
-def open_store(settings: ServeSettings, mode: str) -> PolicyStore | None:
-    """The store of one mode's engine: ``None`` (in memory), an SQLite store or a PostgreSQL one."""
-    target = settings.store_for(mode)
-    if target is None:
-        return None
-    if is_postgres(target):
-        from uniscale_integrations.core.store_postgres import PostgresStore
-
-        return PostgresStore(target, schema=settings.schema_for(mode))
-    return SQLiteStore(target, synchronous="full" if settings.synchronous == "full" else "normal")
 
 
 def _mode(mode: str) -> Mode:

@@ -8,21 +8,20 @@ the Python client in ``model_extra``).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from uniscale_integrations.core.engine import Result, UniScale, checked_stop
-from uniscale_integrations.core.records import checked_decision_id
-from uniscale_integrations.errors import UnknownDecisionError
+from uniscale_integrations.engine import Result
+from uniscale_integrations.errors import ConfigSpaceError, InvalidOptionError, UnknownDecisionError
+from uniscale_integrations.options import RunOptions
+from uniscale_integrations.store.records import checked_decision_id
 
 ID_PREFIX = "chatcmpl-"
 """A response id is this prefix and the decision id: ``chatcmpl-<32 hex digits>``."""
 EXTRA_KEY = "uniscale"
-_PIECES = re.compile(r"\s*\S+\s*|\s+")
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _MAX_STOP = 4
 
@@ -115,25 +114,31 @@ class ChatCompletionRequest(BaseModel):
             raise APIError(400, "the conversation has no user message to answer", param="messages")
         return chat
 
-    def max_new_tokens(self, limit: int) -> int | None:
-        """``max_completion_tokens`` (or the older ``max_tokens``): new tokens per searched path."""
-        value, param = (
+    def run_options(self, max_tokens_limit: int) -> RunOptions:
+        """The engine's options for this request; their errors name the request's field."""
+        max_tokens, param = (
             (self.max_completion_tokens, "max_completion_tokens")
             if self.max_completion_tokens is not None
             else (self.max_tokens, "max_tokens")
         )
-        if value is not None and value > limit:
-            raise APIError(400, f"{param} is {value}; this server allows at most {limit}", param=param)
-        return value
-
-    def stop_strings(self) -> tuple[str, ...]:
+        if max_tokens is not None and max_tokens > max_tokens_limit:
+            raise APIError(400, f"{param} is {max_tokens}; this server allows at most {max_tokens_limit}", param=param)
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or ())
         if len(stops) > _MAX_STOP:
             raise APIError(400, f"stop takes at most {_MAX_STOP} sequences, got {len(stops)}", param="stop")
+        params = {"max_new_tokens": param, "config": "uniscale.config"}
         try:
-            return checked_stop(stops)
-        except ValueError as exc:
-            raise APIError(400, str(exc), param="stop") from None
+            return RunOptions(
+                config=self.uniscale.config if self.uniscale is not None else None,
+                stop=stops,
+                seed=self.seed,
+                max_new_tokens=max_tokens,
+                temperature=self.temperature,
+            )
+        except InvalidOptionError as exc:
+            raise APIError(400, str(exc), param=params.get(exc.option, exc.option)) from None
+        except ConfigSpaceError as exc:  # the forced configuration's text
+            raise APIError(400, str(exc), param="uniscale.config") from None
 
     def check_supported(self) -> None:
         """Refuse what UniScale cannot honour rather than silently answering something else."""
@@ -193,24 +198,13 @@ def response_id(result: Result) -> str:
     return ID_PREFIX + result.decision_id
 
 
-def record(engine: UniScale, result: Result) -> dict[str, Any]:
-    """UniScale's record of the decision (the same as ``ChatUniScale``'s ``response_metadata["uniscale"]``)."""
-    return engine.describe(result)
-
-
-def usage(result: Result) -> dict[str, int]:
-    """Tokens of every path and verifier call (what the search really computed)."""
-    u = result.usage
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
-
-
 def finish_reason(result: Result) -> Literal["stop", "length"]:
     """``"length"`` when the path that gave the answer ran out of new tokens (or of budget)."""
     winner = next((p for p in result.paths if p.finished and p.text == result.text), None)
     return "length" if winner is not None and winner.status in ("length", "budget") else "stop"
 
 
-def completion(engine: UniScale, result: Result, model: str, created: int | None = None) -> dict[str, Any]:
+def completion(result: Result, model: str, created: int | None = None) -> dict[str, Any]:
     """A ``chat.completion`` object."""
     return {
         "id": response_id(result),
@@ -226,14 +220,12 @@ def completion(engine: UniScale, result: Result, model: str, created: int | None
                 "finish_reason": finish_reason(result),
             }
         ],
-        "usage": usage(result),
-        EXTRA_KEY: record(engine, result),
+        "usage": result.usage.tokens(),
+        EXTRA_KEY: result.to_dict(),
     }
 
 
-def chunks(
-    engine: UniScale, result: Result, model: str, *, include_usage: bool, created: int | None = None
-) -> Iterator[dict[str, Any]]:
+def chunks(result: Result, model: str, *, include_usage: bool, created: int | None = None) -> Iterator[dict[str, Any]]:
     """``chat.completion.chunk`` objects: the role, the answer piece by piece, the finish reason
     (with UniScale's record), then the usage when asked (``choices`` empty, OpenAI's convention)."""
     base = {
@@ -250,8 +242,8 @@ def chunks(
         return {**base, "choices": [choice], **extra, **more}
 
     yield chunk({"role": "assistant", "content": ""})
-    for piece in _PIECES.findall(result.text):
+    for piece in result.pieces():
         yield chunk({"content": piece})
-    yield chunk({}, finish_reason(result), **{EXTRA_KEY: record(engine, result)})
+    yield chunk({}, finish_reason(result), **{EXTRA_KEY: result.to_dict()})
     if include_usage:
-        yield {**base, "choices": [], "usage": usage(result), EXTRA_KEY: record(engine, result)}
+        yield {**base, "choices": [], "usage": result.usage.tokens(), EXTRA_KEY: result.to_dict()}

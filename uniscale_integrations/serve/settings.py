@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from uniscale_integrations.core.reward import Mode
+from uniscale_integrations.reward.weights import Mode
 from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
+from uniscale_integrations.store import PolicyStore, is_postgres_url, open_store
+from uniscale_integrations.store.sqlite import Synchronous
 
 MODEL_PREFIX = "uniscale-"
 """A served model's name is this prefix and the mode it selects: ``uniscale-cost-sensitive``."""
@@ -27,11 +29,6 @@ LOG_LEVEL_ENV = "UNISCALE_SERVE_LOG_LEVEL"
 def model_name(mode: str) -> str:
     """The served model name of a mode."""
     return f"{MODEL_PREFIX}{mode}"
-
-
-def is_postgres(store: str) -> bool:
-    """Whether a ``--store`` value names a PostgreSQL database rather than an SQLite file."""
-    return store.startswith(("postgresql://", "postgres://"))
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,7 @@ class ServeSettings:
 
     def store_for(self, mode: str) -> str | None:
         """The store of one mode's engine (see the class docstring)."""
-        if self.store is None or is_postgres(self.store) or len(self.modes) == 1:
+        if self.store is None or is_postgres_url(self.store) or len(self.modes) == 1:
             return self.store
         path = Path(self.store)
         return str(path.with_name(f"{path.stem}.{mode}{path.suffix}"))
@@ -121,6 +118,11 @@ class ServeSettings:
     def schema_for(self, mode: str) -> str:
         """The PostgreSQL schema of one mode's engine."""
         return "uniscale_" + mode.replace("-", "_")
+
+    def open_store(self, mode: str) -> PolicyStore:
+        """The store of one mode's engine: in memory, an SQLite file or a PostgreSQL schema."""
+        synchronous: Synchronous = "full" if self.synchronous == "full" else "normal"
+        return open_store(self.store_for(mode), schema=self.schema_for(mode), synchronous=synchronous)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

