@@ -134,3 +134,15 @@ def test_live_notices_an_executor_that_disagrees_with_the_table(tmp_path: Path) 
 
 def test_question_seed_is_the_crc_of_the_id() -> None:
     assert question_seed("gsm-4-3") == zlib.crc32(b"gsm-4-3")
+
+
+def test_table_v1_engines_decode_as_v1_was_collected() -> None:
+    from uniscale_integrations.bench.collect import build_engines
+    from uniscale_integrations.executor.styles import STEP_BY_STEP
+
+    for enabled, engine in build_engines(CollectPlan()).items():
+        executor = engine.executor
+        assert executor.meaning is None  # v1's candidates voted on their stated answers
+        assert executor.instruction == STEP_BY_STEP
+        assert {executor.token_budget(m) for m in ("S", "M")} == {128}
+        assert executor.early_stopping.enabled is enabled

@@ -89,12 +89,13 @@ class CollectPlan:
 def build_engines(plan: CollectPlan, *, alpha: float = 0.5, mode: Mode = "cost-sensitive") -> dict[bool, UniScale]:
     """Engines over the plan's space with early stopping on and off (they share the loaded models).
 
-    Their paths decode as the default ``"plain"`` style does, with the plan's style's instruction and token cap.
+    Their paths decode in the plan's style (table v1: ``"step-by-step"``, votes on stated answers)
+    with the plan's token cap.
     """
 
     def engine(enabled: bool) -> UniScale:
         stopping = EarlyStopping(enabled=enabled, h_max=plan.h_max, v_sup=plan.v_sup)
-        stack = Defaults.of(plan, instruction=plan.instruction, early_stopping=stopping).build()
+        stack = Defaults.of(plan, style=plan.style, early_stopping=stopping).build()
         return UniScale(**stack.engine_kwargs(mode), alpha=alpha, seed=plan.seed)
 
     return {True: engine(True), False: engine(False)}
