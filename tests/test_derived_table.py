@@ -140,6 +140,12 @@ def test_a_row_that_loops_ends_where_the_loop_stop_would_end_it() -> None:
     end = loop_stop(ids, tokenizer)  # the numbers change, so only the repeated lines stop it
     assert end is not None
     assert tokenizer.decode(ids[:end]).count("\n") == 6
+    counting = "So the numbers are " + ", ".join(str(i) for i in range(40, 400))
+    ids = tokenizer(counting, add_special_tokens=False)["input_ids"]
+    end = loop_stop(ids, tokenizer)  # no newline and no exact repeat: only counting on stops it
+    assert end is not None
+    assert end % 8 == 0
+    assert end < len(ids) / 2
     looping = "First, 1974 - 2026 = " + "1974 - 2026 = " * 40
     ids = tokenizer(looping, add_special_tokens=False)["input_ids"]
     fine = "So 3 + 4 = 7.\nAnswer: 7"

@@ -35,6 +35,16 @@ LOOP_LINE_WINDOW = 512
 """Tokens decoded to look for repeated lines (enough for 24 lines of ~20 tokens)."""
 
 
+COUNT_SPAN = 160
+"""Characters, numbers masked, that must repeat one short pattern for :func:`counts_on`."""
+COUNT_MAX_PERIOD = 24
+"""The longest pattern (in characters, numbers masked) that :func:`counts_on` looks for."""
+COUNT_EVERY = 8
+"""Tokens between two looks for counting (a decode of the tail costs more than a token compare)."""
+COUNT_WINDOW = 512
+"""Tokens decoded to look for counting: enough for :data:`COUNT_SPAN` characters once numbers are
+masked, with tokenizers that split numbers into single digits."""
+
 _DIGITS = re.compile(r"\d+")
 
 
@@ -88,11 +98,35 @@ def lines_repeat(text: str) -> bool:
     return False
 
 
+def counts_on(text: str) -> bool:
+    """Whether the last :data:`COUNT_SPAN` characters of ``text``, numbers masked, repeat one
+    pattern of at most :data:`COUNT_MAX_PERIOD` characters: a row counting on and on ("119, 120,
+    121, ..." or "60. 79.0", "61. 80.0", ... line after short line), which :func:`lines_repeat`
+    leaves to short lines of a list. A list must run to about 30 short items before it counts.
+
+    >>> counts_on(", ".join(str(i) for i in range(40, 120)))
+    True
+    >>> counts_on("".join(f"{i}. {i + 19}.0\\n" for i in range(1, 13)))
+    False
+    >>> counts_on("".join(f"{i}. {i + 19}.0\\n" for i in range(1, 40)))
+    True
+    """
+    masked = _DIGITS.sub("#", text)
+    tail = masked[-COUNT_SPAN:]
+    return len(masked) > COUNT_SPAN and any(
+        len(masked) >= COUNT_SPAN + period and tail == masked[-COUNT_SPAN - period : -period]
+        for period in range(1, COUNT_MAX_PERIOD + 1)
+    )
+
+
 def ends_in_loop(ids: Sequence[int], tokenizer: Any) -> bool:
     """Whether a row that just sampled ``ids[-1]`` is in a loop (``SamplingParams.stop_on_loop``):
-    its tail repeats itself (:func:`repeats_itself`), or the line it just ended closes a run of
-    repeated lines (:func:`lines_repeat`)."""
+    its tail repeats itself (:func:`repeats_itself`), the line it just ended closes a run of
+    repeated lines (:func:`lines_repeat`), or, looked at every :data:`COUNT_EVERY` tokens, it
+    counts on (:func:`counts_on`)."""
     if repeats_itself(ids):
+        return True
+    if len(ids) % COUNT_EVERY == 0 and counts_on(decode(tokenizer, ids[-COUNT_WINDOW:])):
         return True
     if "\n" not in decode(tokenizer, ids[-1:]):
         return False
