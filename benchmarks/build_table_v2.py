@@ -1,19 +1,18 @@
 """Build outcome table v2 from the collected samples, nothing generated.
 
     python benchmarks/build_table_v2.py                       # -> uniscale_integrations/bench/tables/v2.jsonl.gz
-    python benchmarks/build_table_v2.py --out /tmp/v2.jsonl.gz --min-best 0.1 --sampled-first --cap 384
+    python benchmarks/build_table_v2.py --out /tmp/v2.jsonl.gz --min-best 0.1 --candidate-zero sampled --cap 384
 
 The space is S and M x QP {1, 2} x CP {1, 2, 4, 8} x BS 1, with early stopping off (every row
-runs to its end) and on (the vote-decided rule replayed exactly: see
-:mod:`uniscale_integrations.bench.derived_table`). Tiers are chosen from the configurations'
-accuracies alone, before any policy is replayed: a tier stays when some configuration is right
-on more than ``--min-best`` of its questions (default 0: on any). A tier no configuration ever gets
-right teaches nothing but "spend least", which the others teach too. Candidate 0 of a CP group is
-the greedy path (``--sampled-first`` for all sampled): it won on the tuning split. A row that falls
-into a loop ends there, as ``SamplingParams(stop_on_loop=True)`` ends it (``--no-loop-stop`` to let
-it run to the cap): on the tuning split no accuracy moved and S saved 4-10% of its tokens. Early
-stopping "on" also stops once the leader settles with probability ``--settle`` (0.9, chosen on the
-tuning split by ``benchmarks/early_stopping_v2.py``). Rows
+runs to its end) and on (the executor's unpaused rule replayed: see
+:mod:`uniscale_integrations.bench.derived_table`; it also stops once the leader settles with
+probability ``--settle``, 0.9, chosen on the tuning split by ``benchmarks/early_stopping_v2.py``).
+Tiers are chosen from the configurations' accuracies alone, before any policy is replayed: a tier
+stays when some configuration is right on more than ``--min-best`` of its questions (default 0: on
+any); a tier no configuration ever gets right teaches nothing but "spend least", which the others
+teach too. Candidate 0 of a CP group is the greedy path or a sample, per model, as the tuning split
+prefers (``--candidate-zero``). A row that falls into a loop ends there, as
+``SamplingParams(stop_on_loop=True)`` ends it (``--no-loop-stop`` to let it run to the cap). Rows
 that reached the collection's 384-token cap are continued to ``--cap`` (default 768,
 :mod:`uniscale_integrations.bench.extend`), so the table is what a 768-token cap decodes.
 """
@@ -47,19 +46,27 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--min-best", type=float, default=0.0)
-    parser.add_argument("--sampled-first", action="store_true", help="candidate 0 of a CP group is sampled too")
+    parser.add_argument(
+        "--candidate-zero",
+        choices=("tuned", "greedy", "sampled"),
+        default="tuned",
+        help="candidate 0 of a CP group: greedy or sampled on every model, or per model as the tuning split prefers",
+    )
     parser.add_argument("--no-loop-stop", action="store_true", help="let rows that loop run to the cap")
     parser.add_argument("--cap", type=int, default=768, help="the token cap capped rows were continued to")
     parser.add_argument(
         "--settle", type=float, default=0.9, help="early stopping's settle bar (0 for the exact rule alone)"
     )
     args = parser.parse_args()
-    greedy_first = not args.sampled_first
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settle = args.settle or None
     samples = load_sample_set(args.work or WORKS, cap=args.cap, loop_stop=not args.no_loop_stop)
     plan, questions, records = samples.plan, samples.questions, samples.records
     configs = list(ConfigSpace.grid(plan.models, (1, 2), (1, 2, 4, 8), (1,)))
+    if args.candidate_zero == "tuned":
+        greedy_first = _tuned_candidate_zero([r for r in records if r["split"] == "tune"], configs)
+    else:
+        greedy_first = dict.fromkeys(plan.models, args.candidate_zero == "greedy")
     best = _best_accuracy(records, configs, greedy_first)
     tiers = sorted(t for t, accuracy in best.items() if accuracy > args.min_best)
     for tier, accuracy in sorted(best.items()):
@@ -103,9 +110,12 @@ def main() -> None:
             "extended_rows": samples.extended,
             "nominal_budget": {"prompt_tokens": budget.prompt_tokens, "new_tokens": budget.new_tokens},
             "derived": "every outcome is derived from the greedy path and 8 seeded samples per variant and "
-            "model; early stopping on is the vote-decided rule replayed in lockstep (exact); seconds are "
-            "the session's, shared out by processed tokens; rows that reached the collection's cap were "
-            f"continued to {samples.cap} tokens ({samples.extended} rows)",
+            "model (none was run config by config); early stopping on is the executor's unpaused rule replayed "
+            "on the rows' lengths (every 8 tokens: stop once the vote is decided"
+            + (f", or once its leader holds with probability {settle:g}" if settle else "")
+            + "); seconds are the session's, shared out by processed tokens; rows that reached the "
+            f"collection's 384-token cap were continued to {samples.cap} tokens ({samples.extended} rows); "
+            "BS = 2 is not in the table (benchmarks/beam_study.py runs it beside)",
             "seed": "every question samples with seed crc32(question id)",
         },
     )
@@ -116,7 +126,32 @@ def main() -> None:
     logging.info("wrote %s: %d questions in %d tiers", args.out, len(rows), len(tiers))
 
 
-def _pass_at_k(records: list[dict], configs: list, greedy_first: bool) -> dict[str, dict[str, float]]:
+def _tuned_candidate_zero(tune: list[dict], configs: list) -> dict[str, bool]:
+    """Per model, whether greedy-first candidates are at least as accurate as all-sampled ones, in the
+    mean over the model's multi-candidate configs on the tuning split (early stopping off)."""
+    choice = {}
+    for model in sorted({c.model for c in configs}):
+        held = [r for r in tune if r["model"] == model]
+        mean_accuracy = {}
+        for first in (True, False):
+            scores = [
+                sum(vote(rows_of(r, c.qp, c.cp, greedy_first=first)).correct for r in held) / len(held)
+                for c in configs
+                if c.model == model and c.cp > 1
+            ]
+            mean_accuracy[first] = sum(scores) / len(scores)
+        choice[model] = mean_accuracy[True] >= mean_accuracy[False]
+        logging.info(
+            "%s: candidate 0 greedy %.3f, sampled %.3f (tuning split) -> %s",
+            model,
+            mean_accuracy[True],
+            mean_accuracy[False],
+            "greedy" if choice[model] else "sampled",
+        )
+    return choice
+
+
+def _pass_at_k(records: list[dict], configs: list, greedy_first: dict[str, bool]) -> dict[str, dict[str, float]]:
     """Per tier (and over all), the share of questions on which some row of each configuration is right."""
     tiers = sorted({r["tier"] for r in records})
     out: dict[str, dict[str, float]] = {}
@@ -125,12 +160,13 @@ def _pass_at_k(records: list[dict], configs: list, greedy_first: bool) -> dict[s
         out[tier] = {}
         for config in configs:
             held = [r for r in chosen if r["model"] == config.model]
-            hits = [pass_at(rows_of(r, config.qp, config.cp, greedy_first=greedy_first)) for r in held]
+            first = greedy_first[config.model]
+            hits = [pass_at(rows_of(r, config.qp, config.cp, greedy_first=first)) for r in held]
             out[tier][str(config)] = round(sum(hits) / len(hits), 4) if hits else 0.0
     return out
 
 
-def _best_accuracy(records: list[dict], configs: list, greedy_first: bool) -> dict[str, float]:
+def _best_accuracy(records: list[dict], configs: list, greedy_first: dict[str, bool]) -> dict[str, float]:
     """Per tier, the accuracy of its most accurate configuration (early stopping off)."""
     by_model = {(r["question"], r["model"]): r for r in records}
     tiers: dict[str, set[str]] = defaultdict(set)
@@ -141,7 +177,8 @@ def _best_accuracy(records: list[dict], configs: list, greedy_first: bool) -> di
         scores = []
         for config in configs:
             held = [by_model[(q, config.model)] for q in ids if (q, config.model) in by_model]
-            right = [vote(derivation(r, config, False, greedy_first=greedy_first).rows).correct for r in held]
+            first = greedy_first[config.model]
+            right = [vote(derivation(r, config, False, greedy_first=first).rows).correct for r in held]
             scores.append(sum(right) / len(right) if right else 0.0)
         best[tier] = max(scores)
     return best

@@ -283,6 +283,22 @@ def test_a_verifier_mapping_scores_only_the_models_it_names(generator: HFGenerat
         assert (scores == {0.9}) is (expected == "scripted")
 
 
+def test_candidate_zero_is_greedy_on_the_models_a_mapping_names(generator: HFGenerator) -> None:
+    off = EarlyStopping(enabled=False)
+    greedy = _executor(generator, early_stopping=off).execute(QUESTION, Config("S"), seed=2)
+    texts = {}
+    for setting in (True, {"S": True}, {"S": False}, {"M": True}):
+        execution = _executor(generator, early_stopping=off, greedy_first=setting).execute(
+            QUESTION, Config("S", cp=3), seed=2
+        )
+        texts[str(setting)] = [p.text for p in execution.paths]
+    assert texts["True"] == texts["{'S': True}"]
+    assert texts["True"][0] == greedy.paths[0].text  # candidate 0 is the greedy path
+    assert texts["{'S': False}"] == texts["{'M': True}"]  # a model the mapping leaves out samples
+    assert texts["{'S': False}"][0] != greedy.paths[0].text
+    assert texts["True"][1:] == texts["{'S': False}"][:2]  # the samples after it are the plain session's
+
+
 def test_invalid_options_are_refused(generator: HFGenerator) -> None:
     with pytest.raises(ValueError, match="aggregation"):
         _executor(generator, aggregation="mean")

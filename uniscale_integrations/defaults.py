@@ -71,7 +71,7 @@ class Defaults:
     """Temperature of sampled paths; ``temperature`` to ``stop_on_loop`` say how paths decode (table v2
     was decoded with the reasoned style, temperature 0.6, top-p 0.9, greedy first and the loop stop)."""
     top_p: float = 0.95
-    greedy_first: bool = False
+    greedy_first: bool | Mapping[str, bool] = False
     stop_at_answer: bool | None = None
     """Whether a path stops at its answer line (default: the style's)."""
     stop_on_loop: bool = False

@@ -131,11 +131,12 @@ def outcome_row(
     shape: Shaped,
     cost_model: CostModel,
     pricing: SpacePricing,
-    greedy_first: bool,
+    greedy_first: bool | Mapping[str, bool],
     settle: float | None = None,
 ) -> OutcomeRow:
     """One (question, config, early stopping) outcome of the table."""
-    derived = derivation(record, config, early_stopping, greedy_first=greedy_first, settle=settle)
+    first = greedy_first.get(config.model, False) if isinstance(greedy_first, Mapping) else greedy_first
+    derived = derivation(record, config, early_stopping, greedy_first=first, settle=settle)
     voters = [p for p in derived.rows if p["finish"] != "pruned"]
     pooled = vote(voters)
     usage = derived_usage(record["prompt_tokens"], [(p["variant"], p["tokens"]) for p in derived.rows])
@@ -167,7 +168,7 @@ def derived_table(
     pricing: SpacePricing,
     contexts: Mapping[str, Sequence[float]],
     action_features: Sequence[Sequence[float]],
-    greedy_first: bool,
+    greedy_first: bool | Mapping[str, bool],
     settings: Mapping[str, Any],
     settle: float | None = None,
 ) -> tuple[TableMeta, list[QuestionRow], list[OutcomeRow]]:

@@ -108,7 +108,7 @@ def table_engine(table: OutcomeTable, *, mode: Mode = "cost-sensitive", alpha: f
     budget = settings.get("nominal_budget")
     return SamplePlan.from_dict(plan).engine(
         table.configs,
-        greedy_first=bool(settings.get("greedy_first", True)),
+        greedy_first=settings.get("greedy_first", True),
         stop_on_loop=bool(settings.get("loop_stop", True)),
         max_new_tokens=settings.get("cap"),
         settle=settings.get("settle"),

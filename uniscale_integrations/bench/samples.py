@@ -119,7 +119,7 @@ class SamplePlan:
         configs: Sequence[Config],
         *,
         early_stopping: bool = True,
-        greedy_first: bool = True,
+        greedy_first: bool | Mapping[str, bool] = True,
         stop_on_loop: bool = True,
         max_new_tokens: int | None = None,
         nominal_budget: NominalBudget | None = None,

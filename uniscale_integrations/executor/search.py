@@ -101,7 +101,7 @@ class Executor:
         token_budgets: Mapping[str, int] | None = None,
         temperature: float = 0.7,
         top_p: float = 0.95,
-        greedy_first: bool = False,
+        greedy_first: bool | Mapping[str, bool] = False,
         stop_at_answer: bool = False,
         stop_on_loop: bool = False,
         system_prompt: str | None = None,
@@ -126,7 +126,8 @@ class Executor:
         self.temperature = temperature
         self.top_p = top_p
         self.greedy_first = greedy_first
-        """Candidate 0 of each CP group decodes greedily (the others sample); see :class:`SamplingParams`."""
+        """Candidate 0 of each CP group decodes greedily (the others sample), on every model or on the
+        models a mapping says; see :class:`SamplingParams`."""
         self.stop_at_answer = stop_at_answer
         self.stop_on_loop = stop_on_loop
         self.system_prompt = system_prompt
@@ -184,6 +185,12 @@ class Executor:
             return self.verifier.get(model)
         return self.verifier
 
+    def greedy_first_on(self, model: str) -> bool:
+        """Whether candidate 0 of a CP group on ``model`` is the greedy path."""
+        if isinstance(self.greedy_first, Mapping):
+            return bool(self.greedy_first.get(model, False))
+        return self.greedy_first
+
     def token_budget(self, model: str) -> int:
         """New tokens a path on ``model`` may write, unless a call says otherwise."""
         return self.token_budgets.get(model, self.max_new_tokens)
@@ -233,7 +240,7 @@ class Executor:
             top_p=self.top_p,
             stop=options.stop,
             seed=options.seed,
-            greedy_first=self.greedy_first and config.bs == 1,
+            greedy_first=self.greedy_first_on(config.model) and config.bs == 1,
             stop_at_answer=self.stop_at_answer,
             stop_on_loop=self.stop_on_loop,
         )
