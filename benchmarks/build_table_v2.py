@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from uniscale_integrations.bench.derive import pass_at, rows_of, vote
-from uniscale_integrations.bench.derived_table import derivation, derived_table
+from uniscale_integrations.bench.derived_table import derivation, derived_table, tuned_candidate_zero
 from uniscale_integrations.bench.outcomes import save_table
 from uniscale_integrations.bench.sample_set import load_sample_set
 from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
@@ -64,7 +64,7 @@ def main() -> None:
     plan, questions, records = samples.plan, samples.questions, samples.records
     configs = list(ConfigSpace.grid(plan.models, (1, 2), (1, 2, 4, 8), (1,)))
     if args.candidate_zero == "tuned":
-        greedy_first = _tuned_candidate_zero([r for r in records if r["split"] == "tune"], configs)
+        greedy_first = tuned_candidate_zero([r for r in records if r["split"] == "tune"], configs)
     else:
         greedy_first = dict.fromkeys(plan.models, args.candidate_zero == "greedy")
     best = _best_accuracy(records, configs, greedy_first)
@@ -124,31 +124,6 @@ def main() -> None:
     meta = replace(meta, settings=settings)
     save_table(args.out, meta, rows, outcomes)
     logging.info("wrote %s: %d questions in %d tiers", args.out, len(rows), len(tiers))
-
-
-def _tuned_candidate_zero(tune: list[dict], configs: list) -> dict[str, bool]:
-    """Per model, whether greedy-first candidates are at least as accurate as all-sampled ones, in the
-    mean over the model's multi-candidate configs on the tuning split (early stopping off)."""
-    choice = {}
-    for model in sorted({c.model for c in configs}):
-        held = [r for r in tune if r["model"] == model]
-        mean_accuracy = {}
-        for first in (True, False):
-            scores = [
-                sum(vote(rows_of(r, c.qp, c.cp, greedy_first=first)).correct for r in held) / len(held)
-                for c in configs
-                if c.model == model and c.cp > 1
-            ]
-            mean_accuracy[first] = sum(scores) / len(scores)
-        choice[model] = mean_accuracy[True] >= mean_accuracy[False]
-        logging.info(
-            "%s: candidate 0 greedy %.3f, sampled %.3f (tuning split) -> %s",
-            model,
-            mean_accuracy[True],
-            mean_accuracy[False],
-            "greedy" if choice[model] else "sampled",
-        )
-    return choice
 
 
 def _pass_at_k(records: list[dict], configs: list, greedy_first: dict[str, bool]) -> dict[str, dict[str, float]]:

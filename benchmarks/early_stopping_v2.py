@@ -19,7 +19,7 @@ from pathlib import Path
 from _results import write_section
 
 from uniscale_integrations.bench.derive import derived_usage, vote
-from uniscale_integrations.bench.derived_table import derivation
+from uniscale_integrations.bench.derived_table import derivation, tuned_candidate_zero
 from uniscale_integrations.bench.sample_set import load_sample_set
 from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.models import ModelRegistry
@@ -44,6 +44,7 @@ def main() -> None:
     shapes = {m: registry[m] for m in samples.plan.models}
     configs = [c for c in ConfigSpace.grid(samples.plan.models, (1, 2), (1, 2, 4, 8), (1,)) if c.paths > 1]
     cost = CostModel()
+    greedy_first = tuned_candidate_zero([r for r in samples.records if r["split"] == "tune"], configs)
     figures: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)
     for split in ("tune", "test"):
         records = [r for r in samples.records if r["split"] == split]
@@ -52,8 +53,9 @@ def main() -> None:
                 off_flops = on_flops = 0.0
                 same = total = 0
                 for record in (r for r in records if r["model"] == config.model):
-                    off = derivation(record, config, False, greedy_first=True)
-                    on = derivation(record, config, True, greedy_first=True, settle=settle)
+                    first = greedy_first[config.model]
+                    off = derivation(record, config, False, greedy_first=first)
+                    on = derivation(record, config, True, greedy_first=first, settle=settle)
                     for derived, side in ((off, "off"), (on, "on")):
                         usage = derived_usage(
                             record["prompt_tokens"], [(p["variant"], p["tokens"]) for p in derived.rows]
@@ -70,7 +72,8 @@ def main() -> None:
     chosen = _choose(figures, configs)
     lines = [
         f"Command: `python benchmarks/early_stopping_v2.py`. Table v2's samples (cap {samples.cap}, loop stop, "
-        "candidate 0 greedy), every multi-path BS = 1 configuration; eFLOPs saved by early stopping (on against "
+        f"candidate 0 as in the table: greedy on {', '.join(m for m, g in greedy_first.items() if g) or 'none'}), "
+        "every multi-path BS = 1 configuration; eFLOPs saved by early stopping (on against "
         "off) and the share of questions whose answer is unchanged. The tuning split chose "
         f"**{chosen}** (the most saving with at least {UNCHANGED_GOAL:.0%} unchanged on every configuration).",
     ]

@@ -75,6 +75,31 @@ def decided_step(
     return None
 
 
+def tuned_candidate_zero(tune: Sequence[Record], configs: Sequence[Config]) -> dict[str, bool]:
+    """Per model, whether greedy-first candidates are at least as accurate as all-sampled ones, in the
+    mean over the model's multi-candidate configs on the tuning split (early stopping off)."""
+    choice = {}
+    for model in sorted({c.model for c in configs}):
+        held = [r for r in tune if r["model"] == model]
+        mean_accuracy = {}
+        for first in (True, False):
+            scores = [
+                sum(vote(rows_of(r, c.qp, c.cp, greedy_first=first)).correct for r in held) / len(held)
+                for c in configs
+                if c.model == model and c.cp > 1
+            ]
+            mean_accuracy[first] = sum(scores) / len(scores)
+        choice[model] = mean_accuracy[True] >= mean_accuracy[False]
+        logger.info(
+            "%s: candidate 0 greedy %.3f, sampled %.3f (tuning split) -> %s",
+            model,
+            mean_accuracy[True],
+            mean_accuracy[False],
+            "greedy" if choice[model] else "sampled",
+        )
+    return choice
+
+
 def loop_stop(token_ids: Sequence[int], tokenizer: Any) -> int | None:
     """The token count at which ``SamplingParams(stop_on_loop=True)`` would have ended this row."""
     for end in range(1, len(token_ids) + 1):
