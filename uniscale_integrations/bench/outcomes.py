@@ -22,7 +22,7 @@ import gzip
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +224,17 @@ class OutcomeTable:
     def select(self, keep: Sequence[int]) -> OutcomeTable:
         """The table restricted to the questions at the given indices."""
         return OutcomeTable(self.meta, [self.questions[i] for i in keep], self.rows(keep))
+
+    def with_contexts(self, contexts: FloatArray) -> OutcomeTable:
+        """The same outcomes, with every question's context vector replaced (one row per question):
+        the table re-encoded by another query encoder."""
+        matrix = np.asarray(contexts, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[0] != self.n_questions or not np.isfinite(matrix).all():
+            raise OutcomeTableError(
+                f"need a finite ({self.n_questions}, dim) array of contexts, got shape {matrix.shape}"
+            )
+        questions = [replace(q, context=tuple(map(float, row))) for q, row in zip(self.questions, matrix, strict=True)]
+        return OutcomeTable(self.meta, questions, self.rows())
 
     def rows(self, questions: Sequence[int] | None = None) -> list[OutcomeRow]:
         """The outcome rows of the given questions (default: all), in table order."""
