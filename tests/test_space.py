@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from uniscale_integrations import Config, ConfigSpace, ConfigSpaceError
+from uniscale_integrations.features.space import IDENTITY_LIMIT
 
 
 def test_config_round_trips_through_its_text_form() -> None:
@@ -74,6 +75,10 @@ def test_features_encode_model_scaling_and_cost() -> None:
         "model=S*log2_paths": 0.0,
         "model=M*log2_paths": 2.0,
         "nominal_cost": 1.0,
+        "config=S/qp1/cp1/bs1": 0.0,
+        "config=S/qp1/cp4/bs1": 0.0,
+        "config=M/qp1/cp1/bs1": 0.0,
+        "config=M/qp1/cp4/bs1": 1.0,
     }
     with pytest.raises(ValueError, match="read-only"):
         features[0, 0] = 5.0
@@ -86,3 +91,15 @@ def test_costs_must_cover_the_space_and_lie_in_unit_interval() -> None:
         space.with_costs({Config("S"): 0.5})
     with pytest.raises(ConfigSpaceError, match=r"\[0, 1\]"):
         space.with_costs(dict.fromkeys(space, 2.0))
+
+
+def test_each_configuration_has_its_own_feature_in_small_spaces_only() -> None:
+    small = ConfigSpace.grid(["S", "M"], qp=(1, 2), cp=(1, 2, 4, 8))
+    identity = small.features()[:, -len(small) :]
+    assert small.identity and np.array_equal(identity, np.eye(len(small)))
+    assert small.with_costs({c: 0.5 for c in small}).identity
+    large = ConfigSpace.grid(["S", "M", "L"], qp=(1, 2), cp=(1, 2, 4, 8), bs=(1, 2))
+    assert len(large) > IDENTITY_LIMIT and not large.identity
+    assert large.features().shape[1] == len(large.feature_names) == 11
+    assert not ConfigSpace(small, identity=False).identity
+    assert ConfigSpace(large, identity=True).features().shape[1] == 11 + len(large)

@@ -68,19 +68,37 @@ class Config:
         return f"Config({str(self)!r})"
 
 
+IDENTITY_LIMIT = 32
+"""The largest space whose features include each configuration's identity by default."""
+
+
 class ConfigSpace(Sequence[Config]):
     """An ordered, duplicate-free set of configurations and their feature vectors.
 
     Each configuration's feature vector ``z_a`` (see :meth:`features`) is::
 
-        [1, one-hot(model), log2 QP, log2 CP, log2 BS, one-hot(model) * log2 paths, cost]
+        [1, one-hot(model), log2 QP, log2 CP, log2 BS, one-hot(model) * log2 paths, cost, one-hot(config)]
 
     where ``cost`` is the configuration's nominal cost normalised to [0, 1] (given by
     the engine's cost model), so a linear reward model can price each configuration
-    exactly and learn per model how much scaling pays.
+    exactly and learn per model how much scaling pays. The last block, the configuration's
+    identity, is the hybrid model of LinUCB's paper (Li et al., WWW 2010: features shared
+    by all arms, plus each arm's own): the shared features carry evidence across
+    configurations early, and the identity lets the model fit any reward per configuration
+    and query context, which the shared ones alone cannot (given the tier and every outcome of table v2's test
+    split, the shared features alone pick a worse configuration than the tier's best on 7 of
+    10 tiers in cost-sensitive mode). It is on by default for spaces of at
+    most :data:`IDENTITY_LIMIT` configurations (``identity=None``), whose joint dimension
+    stays small; ``identity`` forces it on or off.
     """
 
-    def __init__(self, configs: Iterable[Config], nominal_cost: Mapping[Config, float] | None = None):
+    def __init__(
+        self,
+        configs: Iterable[Config],
+        nominal_cost: Mapping[Config, float] | None = None,
+        *,
+        identity: bool | None = None,
+    ):
         if not isinstance(configs, Iterable) or isinstance(configs, str | bytes):
             raise ConfigSpaceError(f"configs must be an iterable of Config, got {type(configs).__name__}")
         configs = tuple(configs)
@@ -96,6 +114,8 @@ class ConfigSpace(Sequence[Config]):
         self._index = {config: i for i, config in enumerate(configs)}
         self.models: tuple[str, ...] = tuple(dict.fromkeys(c.model for c in configs))
         self._nominal_cost = self._validated_costs(nominal_cost)
+        self.identity = len(configs) <= IDENTITY_LIMIT if identity is None else bool(identity)
+        """Whether the features end with the configuration's one-hot identity."""
         self._features = self._build_features()
 
     @classmethod
@@ -108,6 +128,7 @@ class ConfigSpace(Sequence[Config]):
         *,
         max_paths: int | None = None,
         nominal_cost: Mapping[Config, float] | None = None,
+        identity: bool | None = None,
     ) -> ConfigSpace:
         """Every combination of the given values, optionally capped at ``qp*cp*bs <= max_paths``."""
         if max_paths is not None and max_paths < 1:
@@ -120,11 +141,11 @@ class ConfigSpace(Sequence[Config]):
             for m, q, c, b in itertools.product(models, qp, cp, bs)
             if max_paths is None or q * c * b <= max_paths
         ]
-        return cls(configs, nominal_cost)
+        return cls(configs, nominal_cost, identity=identity)
 
     def with_costs(self, nominal_cost: Mapping[Config, float]) -> ConfigSpace:
         """The same configurations with nominal costs (normalised to [0, 1]) attached."""
-        return ConfigSpace(self._configs, nominal_cost)
+        return ConfigSpace(self._configs, nominal_cost, identity=self.identity)
 
     def _validated_costs(self, nominal_cost: Mapping[Config, float] | None) -> dict[Config, float]:
         if nominal_cost is None:
@@ -147,6 +168,7 @@ class ConfigSpace(Sequence[Config]):
                 [1.0, *one_hot, math.log2(config.qp), math.log2(config.cp), math.log2(config.bs)]
                 + [h * log_paths for h in one_hot]
                 + [self._nominal_cost.get(config, 0.0)]
+                + ([float(config == other) for other in self._configs] if self.identity else [])
             )
         return np.asarray(rows, dtype=np.float64)
 
@@ -160,6 +182,7 @@ class ConfigSpace(Sequence[Config]):
             "log2_bs",
             *(f"model={m}*log2_paths" for m in self.models),
             "nominal_cost",
+            *((f"config={c}" for c in self._configs) if self.identity else ()),
         )
 
     def features(self) -> FloatArray:
