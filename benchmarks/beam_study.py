@@ -21,12 +21,11 @@ import numpy as np
 from _results import write_section
 from tqdm.auto import tqdm
 
-from uniscale_integrations.bench.command import default_table_path
 from uniscale_integrations.bench.data import question_seed
-from uniscale_integrations.bench.outcomes import OutcomeTable, QuestionRow, load_table
 from uniscale_integrations.bench.samples import SamplePlan
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.options import RunOptions
+from uniscale_integrations.outcomes import OutcomeTable, QuestionRow, default_table_path, load_table
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "results" / "beam_study.jsonl"

@@ -1,6 +1,6 @@
 """Build outcome table v2 from the collected samples, nothing generated.
 
-    python benchmarks/build_table_v2.py                       # -> uniscale_integrations/bench/tables/v2.jsonl.gz
+    python benchmarks/build_table_v2.py                       # -> uniscale_integrations/tables/v2.jsonl.gz
     python benchmarks/build_table_v2.py --out /tmp/v2.jsonl.gz --min-best 0.1 --candidate-zero sampled --cap 384
 
 The space is S and M x QP {1, 2} x CP {1, 2, 4, 8} x BS 1, with early stopping off (every row
@@ -27,10 +27,10 @@ from pathlib import Path
 
 from uniscale_integrations.bench.derive import pass_at, rows_of, vote
 from uniscale_integrations.bench.derived_table import derivation, derived_table, tuned_candidate_zero
-from uniscale_integrations.bench.outcomes import save_table
 from uniscale_integrations.bench.sample_set import load_sample_set
 from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
 from uniscale_integrations.features.space import ConfigSpace
+from uniscale_integrations.outcomes import save_table
 from uniscale_integrations.reward.cost import NominalBudget
 
 HERE = Path(__file__).resolve().parent

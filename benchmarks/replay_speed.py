@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 from _results import write_section
 
-from uniscale_integrations.bench.command import default_table_path
-from uniscale_integrations.bench.outcomes import load_table
 from uniscale_integrations.bench.replay import PolicySpec, _fixed, ablation_specs, replay, standard_specs
+from uniscale_integrations.outcomes import default_table_path, load_table
 from uniscale_integrations.reward.weights import RewardWeights
 
 HERE = Path(__file__).resolve().parent

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("reward",),  # eFLOPs, per-query budgets, reward weights
     ("options",),  # RunOptions: one call's options
     ("store",),  # decisions and the feedback log
+    ("outcomes",),  # the outcome table: what every configuration did on every question (the prior's data)
     ("policy",),  # the Policy contract, LinUCB, baselines, the replica of the log
     ("models",),  # model specs, weights on disk, loading
     ("backends",),  # Generator / Session: HF in process, OpenAI-compatible over HTTP

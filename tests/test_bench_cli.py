@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from uniscale_integrations.bench.command import default_table_path
-from uniscale_integrations.bench.outcomes import load_table
 from uniscale_integrations.bench.synthetic import write_synthetic_table
+from uniscale_integrations.outcomes import default_table_path, load_table
 
 
 def _uniscale(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,9 +9,9 @@ import pytest
 from uniscale_integrations.bench.collect import CollectPlan, build_table, collect
 from uniscale_integrations.bench.data import assign_splits, mixed_stream, question_seed
 from uniscale_integrations.bench.live import live
-from uniscale_integrations.bench.outcomes import load_table
 from uniscale_integrations.bench.synthetic import FakeExecutor, fake_engines
 from uniscale_integrations.errors import UniScaleError
+from uniscale_integrations.outcomes import load_table
 
 PLAN = CollectPlan(questions=10, es_off_questions=3, tune_share=0.25)
 

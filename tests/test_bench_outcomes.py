@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uniscale_integrations.bench.outcomes import OutcomeTable, OutcomeTableError, load_table, save_table
 from uniscale_integrations.bench.synthetic import synthetic_rows
+from uniscale_integrations.outcomes import OutcomeTable, OutcomeTableError, load_table, save_table
 from uniscale_integrations.reward.weights import RewardWeights
 
 

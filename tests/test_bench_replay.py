@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from uniscale_integrations.bench.evaluate import BenchSettings, evaluate
-from uniscale_integrations.bench.outcomes import OutcomeRow, OutcomeTable, QuestionRow, TableMeta
 from uniscale_integrations.bench.replay import (
     BEST_FIXED,
     BEST_PER_TIER,
@@ -24,6 +23,7 @@ from uniscale_integrations.bench.replay import (
 from uniscale_integrations.bench.report import summary_markdown
 from uniscale_integrations.bench.synthetic import synthetic_table
 from uniscale_integrations.features.space import ConfigSpace
+from uniscale_integrations.outcomes import OutcomeRow, OutcomeTable, QuestionRow, TableMeta
 from uniscale_integrations.policy.linucb import LinUCB
 from uniscale_integrations.reward.weights import RewardWeights
 

@@ -11,11 +11,11 @@ import pytest
 from uniscale_integrations.bench.data import question_seed
 from uniscale_integrations.bench.derive import rescored, rows_of, vote
 from uniscale_integrations.bench.derived_table import decided_step, derivation, derived_table
-from uniscale_integrations.bench.outcomes import load_table, save_table
 from uniscale_integrations.bench.samples import SamplePlan, read_records
 from uniscale_integrations.executor.stopping import leader_holds
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.models import ModelRegistry
+from uniscale_integrations.outcomes import load_table, save_table
 from uniscale_integrations.reward.cost import CostModel, NominalBudget, SpacePricing
 
 WORK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "samples_v2"

@@ -96,10 +96,12 @@ def test_costs_must_cover_the_space_and_lie_in_unit_interval() -> None:
 def test_each_configuration_has_its_own_feature_in_small_spaces_only() -> None:
     small = ConfigSpace.grid(["S", "M"], qp=(1, 2), cp=(1, 2, 4, 8))
     identity = small.features()[:, -len(small) :]
-    assert small.identity and np.array_equal(identity, np.eye(len(small)))
-    assert small.with_costs({c: 0.5 for c in small}).identity
+    assert small.identity
+    assert np.array_equal(identity, np.eye(len(small)))
+    assert small.with_costs(dict.fromkeys(small, 0.5)).identity
     large = ConfigSpace.grid(["S", "M", "L"], qp=(1, 2), cp=(1, 2, 4, 8), bs=(1, 2))
-    assert len(large) > IDENTITY_LIMIT and not large.identity
+    assert len(large) > IDENTITY_LIMIT
+    assert not large.identity
     assert large.features().shape[1] == len(large.feature_names) == 11
     assert not ConfigSpace(small, identity=False).identity
     assert ConfigSpace(large, identity=True).features().shape[1] == 11 + len(large)

@@ -9,7 +9,7 @@ outcomes are shared).
 
 Each run is appended to a JSON-lines *work file* as soon as it finishes, so a collection
 resumes where it stopped; :func:`build_table` turns the work file into the table
-(:mod:`uniscale_integrations.bench.outcomes`). Every run of a question uses the same seed,
+(:mod:`uniscale_integrations.outcomes`). Every run of a question uses the same seed,
 ``crc32(question id)``, which :mod:`uniscale_integrations.bench.live` reuses, so a live run
 of the same question and configuration reproduces the collected outcome.
 """
@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream, question_seed
-from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta, save_table
 from uniscale_integrations.defaults import Defaults
 from uniscale_integrations.engine import UniScale
 from uniscale_integrations.errors import UniScaleError
 from uniscale_integrations.executor.stopping import EarlyStopping
 from uniscale_integrations.executor.styles import STYLES
 from uniscale_integrations.features.space import Config
+from uniscale_integrations.outcomes import OutcomeRow, QuestionRow, TableMeta, save_table
 from uniscale_integrations.reward.weights import Mode
 
 logger = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def collect(
 
 def build_table(work: Path, table: Path) -> Path:
     """Turn a work file into an outcome table, keeping only questions with complete outcomes."""
-    from uniscale_integrations.bench.outcomes import OutcomeTableError
+    from uniscale_integrations.outcomes import OutcomeTableError
 
     records = _read_work(work)
     header = next((r for r in records if r.get("kind") == "plan"), None)

@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,18 +19,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("runs") / "bench"
 DEFAULT_WORK = DEFAULT_OUT / "collect" / "work.jsonl"
-
-
-SHIPPED_TABLES = {"v2": "v2.jsonl.gz", "v1": "v1.jsonl.gz"}
-"""The outcome tables shipped with the package: v2 (the default, derived from samples by
-``benchmarks/build_table_v2.py``) and v1 (40 questions, made by ``uniscale bench --collect``)."""
-
-
-def default_table_path(version: str = "v2") -> Path:
-    """A shipped outcome table (default: v2)."""
-    if version not in SHIPPED_TABLES:
-        raise ValueError(f"no shipped table {version!r}; choose from {', '.join(SHIPPED_TABLES)}")
-    return Path(str(resources.files("uniscale_integrations.bench") / "tables" / SHIPPED_TABLES[version]))
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -94,8 +81,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from uniscale_integrations.bench.evaluate import evaluate, planned_runs
-    from uniscale_integrations.bench.outcomes import load_table
     from uniscale_integrations.bench.report import write_results
+    from uniscale_integrations.outcomes import default_table_path, load_table
 
     modes = tuple(m.strip() for m in args.modes.split(","))
     unknown = [m for m in modes if m not in MODES]

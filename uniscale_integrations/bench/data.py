@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from uniscale_integrations.answers import extract_answer, same_answer, stated_answer
+from uniscale_integrations.outcomes import SPLITS
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,6 @@ def mixed_stream(size: int, seed: int = 0, tiers: Sequence[str] | None = None) -
     return [pool[i] for i in order[:size]]
 
 
-SPLITS = ("tune", "test")
 """A benchmark's questions are either for tuning (never reported) or for the reported test."""
 
 

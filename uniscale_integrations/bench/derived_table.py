@@ -3,7 +3,7 @@
 :mod:`~uniscale_integrations.bench.samples` holds, per (question, model), the greedy path and 8
 seeded samples of each question variant; :mod:`~uniscale_integrations.bench.derive` turns them
 into the rows, the vote and the usage of any BS = 1 configuration. This module writes them as an
-:class:`~uniscale_integrations.bench.outcomes.OutcomeTable`, for early stopping off and on:
+:class:`~uniscale_integrations.outcomes.OutcomeTable`, for early stopping off and on:
 
 - **off**: every row of the configuration runs to its end (end of sequence, answer line or cap);
 - **on**: the vote-decided rule of :func:`~uniscale_integrations.executor.search.vote_decided`,
@@ -30,9 +30,9 @@ from typing import Any
 from uniscale_integrations.backends.hf.stops import ends_in_loop
 from uniscale_integrations.bench.data import Question
 from uniscale_integrations.bench.derive import Path, Record, derived_usage, rows_of, tally, vote
-from uniscale_integrations.bench.outcomes import OutcomeRow, QuestionRow, TableMeta
 from uniscale_integrations.executor.stopping import CHECK_TOKENS, leader_holds
 from uniscale_integrations.features.space import Config
+from uniscale_integrations.outcomes import OutcomeRow, QuestionRow, TableMeta
 from uniscale_integrations.reward.cost import CostModel, Shaped, SpacePricing
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,6 @@ from uniscale_integrations.bench.metrics import (
     saving_at_iso_quality,
     share_above,
 )
-from uniscale_integrations.bench.outcomes import OutcomeTable
 from uniscale_integrations.bench.replay import (
     BEST_FIXED,
     BEST_PER_TIER,
@@ -47,6 +46,7 @@ from uniscale_integrations.bench.replay import (
     tts_arms,
     uniscale,
 )
+from uniscale_integrations.outcomes import OutcomeTable
 from uniscale_integrations.policy.baselines import KNN, Greedy, Oracle
 from uniscale_integrations.reward.weights import Mode, RewardWeights
 

@@ -22,10 +22,10 @@ import numpy as np
 
 from uniscale_integrations.bench.collect import CollectPlan, build_engines
 from uniscale_integrations.bench.data import Question, question_seed
-from uniscale_integrations.bench.outcomes import OutcomeTable, OutcomeTableError
 from uniscale_integrations.bench.replay import UNISCALE, PolicySpec, run_policy, uniscale
 from uniscale_integrations.bench.samples import SamplePlan
 from uniscale_integrations.engine import UniScale
+from uniscale_integrations.outcomes import OutcomeTable, OutcomeTableError
 from uniscale_integrations.reward.cost import NominalBudget
 from uniscale_integrations.reward.weights import Mode, RewardWeights
 

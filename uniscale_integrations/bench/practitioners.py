@@ -28,10 +28,10 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from uniscale_integrations.bench.outcomes import OutcomeTable
 from uniscale_integrations.bench.replay import IntArray, Trace
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
 from uniscale_integrations.features.space import Config
+from uniscale_integrations.outcomes import OutcomeTable
 from uniscale_integrations.policy.base import Policy
 from uniscale_integrations.reward.weights import RewardWeights
 
@@ -128,9 +128,7 @@ def cascade_trace(
             for c, s, k in zip(right, score[questions, answered], paid_cost, strict=True)
         ]
     )
-    return Trace(
-        name=CASCADE, seed=seed, questions=questions, arms=answered, reward=reward, correct=right, eflops=paid
-    )
+    return Trace(name=CASCADE, seed=seed, questions=questions, arms=answered, reward=reward, correct=right, eflops=paid)
 
 
 def cascade_thresholds(tune: OutcomeTable, small: int, points: int = 9) -> list[float]:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from uniscale_integrations.bench.outcomes import OutcomeTable
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
+from uniscale_integrations.outcomes import OutcomeTable
 from uniscale_integrations.policy.base import Policy, PolicyContext
 from uniscale_integrations.policy.baselines import KNN, Fixed, Greedy, Oracle, RandomPolicy
 from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from uniscale_integrations.bench.outcomes import OutcomeRow, OutcomeTable, QuestionRow, TableMeta, save_table
 from uniscale_integrations.engine import UniScale
 from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.joint import FloatArray
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.options import RunOptions
+from uniscale_integrations.outcomes import OutcomeRow, OutcomeTable, QuestionRow, TableMeta, save_table
 from uniscale_integrations.reward.cost import ModelShape, Usage
 
 DEFAULT_ACCURACY: Mapping[str, Sequence[float]] = {

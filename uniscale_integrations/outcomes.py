@@ -23,16 +23,31 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from uniscale_integrations.bench.data import SPLITS
 from uniscale_integrations.errors import UniScaleError
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
 from uniscale_integrations.features.space import Config
 from uniscale_integrations.reward.weights import RewardWeights
+
+SPLITS = ("tune", "test")
+"""A question tunes (hyperparameters, the prior) or tests; nothing is tuned on a test question."""
+
+SHIPPED_TABLES = {"v2": "v2.jsonl.gz", "v1": "v1.jsonl.gz"}
+"""The outcome tables shipped with the package: v2 (the default, derived from samples by
+``benchmarks/build_table_v2.py``) and v1 (40 questions, made by ``uniscale bench --collect``)."""
+
+
+def default_table_path(version: str = "v2") -> Path:
+    """A shipped outcome table (default: v2)."""
+    if version not in SHIPPED_TABLES:
+        raise ValueError(f"no shipped table {version!r}; choose from {', '.join(SHIPPED_TABLES)}")
+    return Path(str(resources.files("uniscale_integrations") / "tables" / SHIPPED_TABLES[version]))
+
 
 FORMAT = "uniscale-outcomes"
 FORMAT_VERSION = 1
