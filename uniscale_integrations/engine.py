@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from uniscale_integrations.features.query import Message, as_messages, query_rec
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.options import RunOptions
 from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
+from uniscale_integrations.policy.prior import DEFAULT_PRIOR, Prior
 from uniscale_integrations.policy.replica import Replica
 from uniscale_integrations.reward.budget import Budget, Cap
 from uniscale_integrations.reward.cost import (
@@ -156,6 +157,11 @@ class UniScale:
     Costs are shares of the dearest configuration's nominal eFLOPs under ``nominal_budget``
     (prompt and new tokens per path); give the budget the executor's token cap, or long paths
     clip at a cost of 1.
+
+    ``prior`` starts the policy from past outcomes rather than from nothing
+    (:mod:`~uniscale_integrations.policy.prior`): ``"default"`` is the shipped table's tuning
+    split, with contexts re-encoded by this engine's encoder and rewards recomputed under its
+    weights and cost normalisation; the policy keeps learning online from there.
     """
 
     def __init__(
@@ -179,6 +185,7 @@ class UniScale:
         max_prompt_tokens: int | None = None,
         refit_rewards: bool = False,
         nominal_budget: NominalBudget | None = None,
+        prior: Prior | Literal["default"] | None = None,
     ):
         if max_prompt_tokens is not None and (
             isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1
@@ -220,10 +227,18 @@ class UniScale:
                 l2_lambda=l2_lambda,
                 gamma=gamma,
                 snapshot_every=snapshot_every,
+                prior=self._prior(prior),
             )
         except BaseException:
             self.store.close()
             raise
+
+    def _prior(self, prior: Prior | str | None) -> Prior | None:
+        if prior is None or isinstance(prior, Prior):
+            return prior
+        if prior != DEFAULT_PRIOR:
+            raise ValueError(f"prior must be a Prior, {DEFAULT_PRIOR!r} or None, got {prior!r}")
+        return Prior.default(self.weights, encode=self.encoder.encode, normalise_cost=self.pricing.normalise)
 
     @classmethod
     def from_defaults(cls, mode: Mode = "cost-sensitive", **options: Any) -> UniScale:

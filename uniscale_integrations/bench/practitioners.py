@@ -47,12 +47,11 @@ class OfflineRouter(Policy):
 
     def __init__(self, tune: OutcomeTable, weights: RewardWeights, l2: float = 1.0):
         super().__init__()
-        rewards = tune.rewards(weights)
-        self._models = [Ridge(alpha=l2).fit(tune.contexts, rewards[:, a]) for a in range(tune.n_configs)]
+        fitted = Ridge(alpha=l2).fit(tune.contexts, tune.rewards(weights))  # one output per configuration
+        self._coef, self._intercept = fitted.coef_, fitted.intercept_
 
     def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
-        context = features.context.reshape(1, -1)
-        return int(np.argmax([model.predict(context)[0] for model in self._models]))
+        return int(np.argmax(self._coef @ features.context + self._intercept))
 
 
 class BestRoute(Policy):
@@ -75,8 +74,7 @@ class BestRoute(Policy):
         self._models = {a: _classifier(tune.contexts, correct[:, a], l2) for a in self.options}
 
     def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
-        context = features.context.reshape(1, -1)
-        chance = {a: _chance(model, context) for a, model in self._models.items()}
+        chance = {a: _chance(model, features.context) for a, model in self._models.items()}
         best = max(chance.values())
         return next(a for a in self._order if chance[a] >= best - self.tolerance)
 
@@ -89,15 +87,19 @@ def best_route_options(configs: Sequence[Config]) -> tuple[int, ...]:
     return options
 
 
-def _classifier(contexts: FloatArray, labels: FloatArray, l2: float) -> LogisticRegression | float:
-    """A logistic regression of ``labels`` on ``contexts``, or the constant rate when one class is missing."""
+def _classifier(contexts: FloatArray, labels: FloatArray, l2: float) -> tuple[FloatArray, float]:
+    """A logistic regression of ``labels`` on ``contexts`` as (weights, intercept); a constant rate when one
+    class is missing. Kept as numbers, so a prediction is one dot product (a replay makes thousands)."""
     if np.unique(labels).size < 2:
-        return float(labels.mean())
-    return LogisticRegression(C=1.0 / l2, max_iter=1000).fit(contexts, labels.astype(int))
+        rate = float(np.clip(labels.mean(), 1e-6, 1 - 1e-6))
+        return np.zeros(contexts.shape[1]), float(np.log(rate / (1 - rate)))
+    fitted = LogisticRegression(C=1.0 / l2, max_iter=1000).fit(contexts, labels.astype(int))
+    return fitted.coef_[0], float(fitted.intercept_[0])
 
 
-def _chance(model: LogisticRegression | float, context: FloatArray) -> float:
-    return model if isinstance(model, float) else float(model.predict_proba(context)[0, 1])
+def _chance(model: tuple[FloatArray, float], context: FloatArray) -> float:
+    weights, intercept = model
+    return float(1.0 / (1.0 + np.exp(-(weights @ context + intercept))))
 
 
 def cascade_trace(

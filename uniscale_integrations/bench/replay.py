@@ -25,10 +25,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
+from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.outcomes import OutcomeTable
 from uniscale_integrations.policy.base import Policy, PolicyContext
 from uniscale_integrations.policy.baselines import KNN, Fixed, Greedy, Oracle, RandomPolicy
 from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
+from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.reward.weights import RewardWeights
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ BEST_FIXED = "best fixed (hindsight)"
 BEST_PER_TIER = "best config per tier (hindsight)"
 ORACLE = "Oracle"
 UNISCALE = "UniScale"
+UNISCALE_PRIOR = "UniScale + prior"
 TTS_ONLY = "UniScale TTS-only"
 ROUTING_ONLY = "UniScale routing-only"
 
@@ -245,6 +248,21 @@ def uniscale(
 
     def make(context: PolicyContext) -> Policy:
         return LinUCBPolicy(LinUCB(context.dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma), name=name)
+
+    return make
+
+
+def warmed_uniscale(
+    alpha: float, prior: Prior, table: OutcomeTable, name: str = UNISCALE_PRIOR
+) -> Callable[[PolicyContext], Policy]:
+    """UniScale started from ``prior`` (:mod:`~uniscale_integrations.policy.prior`) over ``table``'s configurations."""
+    space = ConfigSpace(table.configs)
+
+    def make(context: PolicyContext) -> Policy:
+        policy = LinUCBPolicy(LinUCB(context.dim, alpha=alpha), name=name)
+        for features, arm, reward in prior.evidence(space, table.action_features):
+            policy.update(features, arm, reward)
+        return policy
 
     return make
 

@@ -56,14 +56,21 @@ def _write_policies_csv(results: BenchResults, path: Path) -> None:
                 writer.writerow([mode, row["policy"], row["kind"], *values, row["seconds"]])
 
 
+RIVAL_KNOBS = {"BEST-Route": "tolerance", "cascade": "threshold"}
+"""Rivals whose frontier points come from their own knob, not from the cost weight."""
+
+
 def _write_frontier_csv(results: BenchResults, path: Path) -> None:
     frontier = results.frontier
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["router", "cost_weight", "mean_eflops", "accuracy"])
         for name, points in frontier["points"].items():
-            for w3, (cost, accuracy) in zip(frontier["sweep"], points, strict=True):
-                writer.writerow([name, w3, cost, accuracy])
+            swept = len(points) == len(frontier["sweep"]) and name not in RIVAL_KNOBS
+            for i, (cost, accuracy) in enumerate(points):
+                writer.writerow(
+                    [name, frontier["sweep"][i] if swept else f"{RIVAL_KNOBS.get(name, 'point')} {i}", cost, accuracy]
+                )
         for name, (cost, accuracy) in frontier["fixed"].items():
             writer.writerow([f"Fixed {name}", "", cost, accuracy])
         writer.writerow(["Random", "", *frontier["random"]])
@@ -123,6 +130,8 @@ def _goal_note(goal: dict[str, Any]) -> str:
         return (
             f"hull AIQ {_ms(detail['hull_aiq'], 4)}; {100 * share:.0f}% of UniScale's sweep points lie above the hull"
         )
+    if goal["goal"] == "P1" and "rivals_aiq" in detail:
+        return "rivals' AIQ: " + ", ".join(f"{name} {value:.4f}" for name, value in detail["rivals_aiq"].items())
     if goal["goal"] == "P2":
         return (
             f"a UniScale point within the tolerance on {detail['seeds_with_a_qualifying_point']} of {detail['of']} "
@@ -168,7 +177,7 @@ def summary_markdown(results: BenchResults, *, command: str | None = None, plots
         "Mean ± sd over seeds.",
         "",
     ]
-    tuned = ", ".join(f"{mode}: alpha {m.alpha:g}, TTS-only model {m.tts_model}" for mode, m in results.modes.items())
+    tuned = "; ".join(f"{mode}: {_tuned(m)}" for mode, m in results.modes.items())
     lines += [f"Tuned on the tuning split (never reported): {tuned}.", ""]
     lines += [
         "## Goals",
@@ -192,6 +201,20 @@ def summary_markdown(results: BenchResults, *, command: str | None = None, plots
         for mode in results.modes:
             lines += [f"![regret {mode}](regret_{mode}.png)", "", f"![choices {mode}](choices_{mode}.png)", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _tuned(m: ModeResults) -> str:
+    """What the tuning split chose in one mode."""
+    text = f"alpha {m.alpha:g}, TTS-only model {m.tts_model}"
+    if "prior_alpha" in m.tuning:
+        best = max(m.tuning["prior_alpha"], key=lambda a: m.tuning["prior_alpha"][a])
+        rivals = m.tuning["rivals"]
+        text += (
+            f", alpha with the prior {best} (prior from one half, scored on the other), "
+            f"BEST-Route tolerance {rivals['tolerance']:g}, cascade {rivals['small_config']} -> "
+            f"{rivals['strong_config']} below a score of {rivals['threshold']:.3f}"
+        )
+    return text
 
 
 def _mode_markdown(mode: str, m: ModeResults, length: int) -> list[str]:
@@ -261,7 +284,9 @@ def _frontier_markdown(results: BenchResults) -> list[str]:
         "AIQ is the mean height of the non-decreasing convex hull of its (mean eFLOPs, accuracy) points between "
         "the cheapest and the dearest single config (RouterBench); APGR the mean share of the accuracy gap from the "
         f"cheapest to the most accurate single config ({frontier['most_accurate_config']}) recovered (RouteLLM). "
-        "Per seed, then mean ± sd.",
+        "The rivals trace theirs over their own knobs: BEST-Route over its tolerances, the cascade over its "
+        "escalation thresholds and two strong configs; the offline router and UniScale + prior are refitted "
+        "(on the tuning split) per w3. Per seed, then mean ± sd.",
         "",
         "| router | AIQ | APGR |",
         "|---|---|---|",

@@ -1,7 +1,8 @@
 """The engine's LinUCB, kept equal to a replay of the store's feedback log.
 
-The policy is a function of the log alone: start from the prior (``A = lambda I``,
-``b = 0``) and apply every feedback row in ``seq`` order, each with the joint features
+The policy is a function of the log alone, and of the prior it starts from: start from
+``A = lambda I``, ``b = 0``, apply the :class:`~uniscale_integrations.policy.prior.Prior`'s
+evidence when there is one, then apply every feedback row in ``seq`` order, each with the joint features
 ``z_a ⊗ c_t`` rebuilt from the decision's stored context ``c_t`` and its configuration's
 features ``z_a`` *in this engine's space*. Rows whose configuration is not in the space
 are skipped. Hence:
@@ -30,6 +31,7 @@ from uniscale_integrations.errors import StoreError
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
 from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
+from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.store.base import PolicyStore
 from uniscale_integrations.store.records import LoggedFeedback
 
@@ -55,6 +57,7 @@ class Replica:
         l2_lambda: float,
         gamma: float,
         snapshot_every: int = 1000,
+        prior: Prior | None = None,
     ):
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 0:
             raise ValueError(f"snapshot_every must be a non-negative integer (0: never), got {snapshot_every!r}")
@@ -64,8 +67,10 @@ class Replica:
         self._context_dim = context_dim
         self._alpha, self._l2_lambda, self._gamma = alpha, l2_lambda, gamma
         self._snapshot_every = snapshot_every
+        self._space = space
+        self.prior = prior
         self.key = self._policy_key()
-        """What a snapshot must match to be resumed: configs, their features, ``dc``, ``lambda``, ``gamma``."""
+        """What a snapshot must match to be resumed: configs, features, ``dc``, ``lambda``, ``gamma``, the prior."""
         self.policy, self.seq = self._resume()
         self._snapshot_seq = self.seq
         self.catch_up()
@@ -74,6 +79,7 @@ class Replica:
         digest = hashlib.sha256()
         digest.update(json.dumps([list(self._arms), self._context_dim, self._l2_lambda, self._gamma]).encode())
         digest.update(np.ascontiguousarray(self._actions, dtype="<f8").tobytes())
+        digest.update((self.prior.digest if self.prior is not None else "no prior").encode())
         return digest.hexdigest()
 
     @property
@@ -82,8 +88,18 @@ class Replica:
         return self.policy.bandit
 
     def _fresh(self) -> LinUCBPolicy:
+        """The policy before any feedback: empty, or the prior's evidence applied."""
         dim = self._actions.shape[1] * self._context_dim
-        return LinUCBPolicy(LinUCB(dim, alpha=self._alpha, l2_lambda=self._l2_lambda, gamma=self._gamma))
+        policy = LinUCBPolicy(LinUCB(dim, alpha=self._alpha, l2_lambda=self._l2_lambda, gamma=self._gamma))
+        if self.prior is not None:
+            if self.prior.contexts.shape[1] != self._context_dim:
+                raise ValueError(
+                    f"prior {self.prior.name!r} has contexts of {self.prior.contexts.shape[1]} numbers "
+                    f"but this engine's encoder makes {self._context_dim}"
+                )
+            for features, arm, reward in self.prior.evidence(self._space, self._actions):
+                policy.update(features, arm, reward)
+        return policy
 
     def _resume(self) -> tuple[LinUCBPolicy, int]:
         snapshot = self._store.load_snapshot(self.key)

@@ -1,0 +1,54 @@
+"""The policy's prior: the shipped table's tuning split, applied before any feedback (real MiniLM, real SQLite)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uniscale_integrations import Config, UniScale
+from uniscale_integrations.outcomes import default_table_path, load_table
+from uniscale_integrations.policy.prior import Prior
+from uniscale_integrations.reward.weights import RewardWeights
+
+GRID = {"models": ("S", "M"), "qp": (1, 2), "cp": (1, 2, 4, 8)}
+
+
+@pytest.fixture(scope="module")
+def tune():
+    return load_table(default_table_path()).subset("tune")
+
+
+def test_the_default_prior_is_the_tuning_split_in_the_engines_terms(tune) -> None:
+    engine = UniScale.from_defaults(prior="default", **GRID)
+    cold = UniScale.from_defaults(**GRID)
+    # One update per (tuning question, configuration) before any feedback; none from the test split.
+    assert engine.bandit.n_updates == tune.n_questions * tune.n_configs
+    assert cold.bandit.n_updates == 0
+    # It learned what the table says: on a tuning question, M's best configuration outranks S's greedy path.
+    question = tune.questions[int(np.argmax(tune.array("correct")[:, -1]))].text
+    means = {e.config: e.mean for e in engine.explain(question)}
+    assert means[Config("M", 2, 8)] > means[Config("S")]
+    assert len({round(e.mean, 9) for e in cold.explain(question)}) == 1
+
+
+def test_a_restart_resumes_the_same_prior_and_log(tmp_path: Path) -> None:
+    store = tmp_path / "policy.sqlite"
+    with UniScale.from_defaults(prior="default", store=store, **GRID) as first:
+        result = first.run("What is 2 + 2?", config=Config("S"), max_new_tokens=4)
+        first.feedback(result.decision_id, correct=True)
+        state = first.bandit.state_dict()
+    with UniScale.from_defaults(prior="default", store=store, **GRID) as again:
+        for key, value in state.items():
+            np.testing.assert_allclose(np.asarray(again.bandit.state_dict()[key]), value, err_msg=key)
+        assert again.bandit.n_updates == first.bandit.n_updates
+
+
+def test_only_the_spaces_configurations_take_evidence_and_bad_priors_are_refused(tune) -> None:
+    engine = UniScale.from_defaults(prior="default", models=("M",), qp=(1,), cp=(1, 4))
+    assert engine.bandit.n_updates == tune.n_questions * 2
+    with pytest.raises(ValueError, match="prior must be a Prior, 'default' or None"):
+        UniScale.from_defaults(prior="tuned")
+    narrow = Prior.of_table(tune, RewardWeights.preset("cost-sensitive"))  # the table's 13-d contexts
+    assert narrow.contexts.shape[1] == 13
+    with pytest.raises(ValueError, match="rewards"):
+        Prior("bad", narrow.contexts, narrow.configs, narrow.rewards[:, :3])
