@@ -30,6 +30,7 @@ from uniscale_integrations.features.joint import ProductFeatures
 from uniscale_integrations.features.query import Message, as_messages, query_record, query_text
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.options import RunOptions
+from uniscale_integrations.policy.attribution import Attribution, attribute
 from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
 from uniscale_integrations.policy.replica import Replica
 from uniscale_integrations.reward.budget import Budget, Cap
@@ -48,6 +49,7 @@ from uniscale_integrations.store.records import Decision, Outcome, checked_decis
 if TYPE_CHECKING:
     from uniscale_integrations.executor.paths import PathTrace
     from uniscale_integrations.executor.search import Execution
+    from uniscale_integrations.executor.trace import SearchTrace
     from uniscale_integrations.models import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -104,6 +106,9 @@ class Result:
     """The budget cap that stopped the search early; the answer is then the best found so far."""
     model: str | None = None
     """The full name of the model that answered (its short name, ``config.model``, when no spec is known)."""
+    trace: SearchTrace | None = field(default=None, repr=False)
+    """The search in short: paths, steps, pruned paths, votes, tokens, why it stopped (``None`` when the
+    executor keeps no trace)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The decision, its cost and its score as plain data: what every adapter attaches to its response."""
@@ -124,6 +129,7 @@ class Result:
             "paths": len(self.paths),
             "pruned": sum(p.status == "pruned" for p in self.paths),
             "budget_exhausted": self.budget_exhausted,
+            "trace": self.trace.to_dict() if self.trace is not None else None,
         }
 
     def pieces(self) -> list[str]:
@@ -132,11 +138,19 @@ class Result:
 
 
 class Explanation(list[Estimate]):
-    """Every configuration's estimate for one query, best upper confidence bound first."""
+    """Every configuration's estimate for one query, best upper confidence bound first, and
+    :attr:`attribution`: which context features drove the choice."""
+
+    def __init__(self, estimates: Iterable[Estimate] = (), attribution: Attribution | None = None):
+        super().__init__(estimates)
+        self.attribution = attribution
+        """The chosen configuration's estimate split over the context features, and its lead over the runner-up."""
 
     def __str__(self) -> str:
         lines = [f"{'config':<18} {'mean':>8} {'width':>8} {'ucb':>8}"]
         lines += [f"{e.config!s:<18} {e.mean:>8.3f} {e.width:>8.3f} {e.ucb:>8.3f}" for e in self]
+        if self.attribution is not None:
+            lines += ["", str(self.attribution)]
         return "\n".join(lines)
 
 
@@ -320,16 +334,21 @@ class UniScale:
         return ProductFeatures(context / np.linalg.norm(context), self._action_features)
 
     def explain(self, query: str | Sequence[Message]) -> Explanation:
-        """Each configuration's estimated reward (mean), uncertainty (width) and UCB."""
+        """Each configuration's estimated reward (mean), uncertainty (width) and UCB, and which context
+        features drove the choice (the top-UCB configuration's estimate split over them, and its lead
+        over the runner-up: see :mod:`~uniscale_integrations.policy.attribution`)."""
         features = self.features(query)
         with self._lock:
             self._replica.catch_up()
             mean, width, ucb = self.policy.estimates(features)
-        estimates = [
-            Estimate(config, float(m), float(w), float(u))
-            for config, m, w, u in zip(self._space, mean, width, ucb, strict=True)
-        ]
-        return Explanation(sorted(estimates, key=lambda e: -e.ucb))
+            chosen = self.bandit.select(features)
+            order = sorted(range(len(self._space)), key=lambda i: (i != chosen, -ucb[i]))
+            runner_up = order[1] if len(order) > 1 else None
+            attribution = attribute(
+                self.bandit, features, self.encoder.feature_names, list(self._space), chosen, runner_up
+            )
+        estimates = [Estimate(self._space[i], float(mean[i]), float(width[i]), float(ucb[i])) for i in order]
+        return Explanation(estimates, attribution)
 
     def run(
         self,
@@ -516,6 +535,7 @@ class UniScale:
             paths=execution.paths,
             verifier_eflops=execution.verifier_eflops,
             budget_exhausted=execution.budget_exhausted,
+            trace=execution.trace,
         )
 
     def feedback(self, decision_id: str, *, correct: bool | float | None = None, score: float | None = None) -> float:
