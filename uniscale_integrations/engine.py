@@ -341,9 +341,9 @@ class UniScale:
         with self._lock:
             self._replica.catch_up()
             mean, width, ucb = self.policy.estimates(features)
-            chosen = self.bandit.select(features)
-            order = sorted(range(len(self._space)), key=lambda i: (i != chosen, -ucb[i]))
-            runner_up = order[1] if len(order) > 1 else None
+            chosen = self.bandit.select(features)  # what run() would choose (its tie rule, not the sort's)
+            order = sorted(range(len(self._space)), key=lambda i: -ucb[i])
+            runner_up = next((i for i in order if i != chosen), None)
             attribution = attribute(
                 self.bandit, features, self.encoder.feature_names, list(self._space), chosen, runner_up
             )

@@ -9,6 +9,7 @@ in UCB is exploration, ``alpha (width_a - width_b)``, which no feature owns.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,9 +67,11 @@ class Attribution:
 
     def __str__(self) -> str:
         if not self.learned:
+            tie = self.runner_up_ucb is not None and math.isclose(self.ucb, self.runner_up_ucb, rel_tol=1e-9)
             return (
                 f"why {self.config}: nothing learned yet (every estimate is 0, no context feature has a share); "
-                f"the choice is exploration alone (UCB {self.ucb:.3f})"
+                f"the choice is exploration alone (UCB {self.ucb:.3f}"
+                + (f", tied with {self.runner_up}: ties go to the first configuration of the space)" if tie else ")")
             )
         lines = [f"why {self.config}: estimated reward {self.mean:.3f} = sum of the context features' shares"]
         if self.runner_up is not None and self.runner_up_mean is not None:
