@@ -27,7 +27,7 @@ from uniscale_integrations.errors import (
 from uniscale_integrations.events import ConfigSelected, FeedbackApplied, Listener, emit
 from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.joint import ProductFeatures
-from uniscale_integrations.features.query import Message, as_messages, query_record, query_text
+from uniscale_integrations.features.query import Message, as_messages, query_record, query_text, record_messages
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.options import RunOptions
 from uniscale_integrations.policy.attribution import Attribution, attribute
@@ -170,6 +170,12 @@ class UniScale:
     Costs are shares of the dearest configuration's nominal eFLOPs under ``nominal_budget``
     (prompt and new tokens per path); give the budget the executor's token cap, or long paths
     clip at a cost of 1.
+
+    The store records the encoder's context representation (``encoder.representation``); a store
+    whose decisions were encoded with another one is refused (:class:`StoreRepresentationError`),
+    unless ``refit_representation``: then every logged query is re-encoded with this engine's
+    encoder, which needs a store that keeps its queries. Likewise a store logged under other reward
+    weights is refused unless ``refit_rewards``.
     """
 
     def __init__(
@@ -192,6 +198,7 @@ class UniScale:
         snapshot_every: int = 1000,
         max_prompt_tokens: int | None = None,
         refit_rewards: bool = False,
+        refit_representation: bool = False,
         nominal_budget: NominalBudget | None = None,
     ):
         if max_prompt_tokens is not None and (
@@ -225,6 +232,9 @@ class UniScale:
         try:
             self._attach_space()
             self._attach_reward(refit_rewards)
+            self.store.attach_representation(
+                self.encoder.representation, self._reencoded if refit_representation else None
+            )
             self._replica = Replica(
                 self.store,
                 self._space,
@@ -330,8 +340,16 @@ class UniScale:
         Both factors are scaled to unit norm, so every joint vector has norm 1: before any
         feedback every configuration has the same exploration bonus, whatever its size.
         """
-        context = self.encoder.encode_one(query_text(as_messages(query)))
-        return ProductFeatures(context / np.linalg.norm(context), self._action_features)
+        return ProductFeatures(self._contexts([query_text(as_messages(query))])[0], self._action_features)
+
+    def _contexts(self, texts: list[str]) -> np.ndarray:
+        """The unit-norm context vectors of query texts, as decisions keep them."""
+        contexts = self.encoder.encode(texts)
+        return contexts / np.linalg.norm(contexts, axis=1, keepdims=True)
+
+    def _reencoded(self, records: list[str]) -> np.ndarray:
+        """The contexts of logged queries (:func:`query_record` texts) under this engine's encoder."""
+        return self._contexts([query_text(record_messages(r)) for r in records])
 
     def explain(self, query: str | Sequence[Message]) -> Explanation:
         """Each configuration's estimated reward (mean), uncertainty (width) and UCB, and which context
@@ -588,7 +606,9 @@ class UniScale:
             data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StoreError(f"cannot import {path}: {exc}") from exc
-        imported = self.store.import_(data, str(path), context_dim=self.encoder.context_dim)
+        imported = self.store.import_(
+            data, str(path), context_dim=self.encoder.context_dim, representation=self.encoder.representation
+        )
         self.sync()
         return imported
 

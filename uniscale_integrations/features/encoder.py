@@ -148,6 +148,11 @@ def cheap_features(query: str) -> list[float]:
 class QueryEncoder:
     """Maps queries to context vectors of length ``1 + dim + 4``."""
 
+    projection = "random"
+    """The kind of projection of the embedding (a seeded orthonormal random one); an encoder that
+    reduces the embedding another way must name its own kind, so that :attr:`representation` tells
+    the two apart."""
+
     def __init__(self, embedder: TextEmbedder | None = None, dim: int = 8, seed: int = 0):
         if dim < 0:
             raise ValueError(f"dim must be >= 0, got {dim}")
@@ -155,6 +160,7 @@ class QueryEncoder:
         if dim > self.embedder.dim:
             raise ValueError(f"dim {dim} exceeds the embedding size {self.embedder.dim}")
         self.dim = dim
+        self.seed = seed
         gaussian = np.random.default_rng(seed).standard_normal((self.embedder.dim, dim))
         basis, _ = np.linalg.qr(gaussian)
         self._projection = basis * math.sqrt(self.embedder.dim / max(dim, 1))
@@ -162,6 +168,16 @@ class QueryEncoder:
     @property
     def context_dim(self) -> int:
         return 1 + self.dim + len(CHEAP_FEATURES)
+
+    @property
+    def representation(self) -> str:
+        """Which context representation this encoder makes, e.g. ``"minilm-l6/random8/seed0+cheap4"``:
+        the embedding model (its ``name``, else its class and size), the projection's kind, size and
+        seed, and the cheap features. Derived from the settings, so encoders that differ in any of
+        them have different names; a policy store records it and refuses contexts of another one."""
+        embedder = getattr(self.embedder, "name", None) or f"{type(self.embedder).__name__}{self.embedder.dim}"
+        projection = f"{self.projection}{self.dim}/seed{self.seed}" if self.dim else "none"
+        return f"{embedder}/{projection}+cheap{len(CHEAP_FEATURES)}"
 
     @property
     def feature_names(self) -> tuple[str, ...]:
