@@ -40,3 +40,18 @@ def test_cheap_features_stay_in_unit_interval() -> None:
 def test_projection_size_is_checked() -> None:
     with pytest.raises(ValueError, match="exceeds"):
         QueryEncoder(MiniLMEmbedder(), dim=1000)
+
+
+def test_packed_linear_layers_embed_as_the_plain_model_does(encoder: QueryEncoder) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from uniscale_integrations.features.encoder import embedding_model_path, pack_linear_layers
+
+    plain = SentenceTransformer(embedding_model_path(), device="cpu", local_files_only=True)
+    packed = encoder.embedder.sentence_transformer  # type: ignore[attr-defined]
+    assert not any(isinstance(m, torch.nn.Linear) for m in packed.modules())  # every layer runs packed
+    assert pack_linear_layers(packed) == 0  # and packing twice changes nothing
+    texts = ["What is 3 + 4?", "A train leaves at 9:40 and arrives at 11:05. How long is the trip?"]
+    expected = plain.encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(encoder.embedder.embed(texts), expected, atol=1e-5)

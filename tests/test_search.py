@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from uniscale_integrations import Config, CostModel, Usage
-from uniscale_integrations.answers import extract_answer, stated_answer
+from uniscale_integrations.answers import canonical_answer, extract_answer, stated_answer
 from uniscale_integrations.backends.hf.generator import HFGenerator
 from uniscale_integrations.backends.hf.session import DecodeSession
 from uniscale_integrations.events import Event, PathPruned, StepScored
@@ -335,3 +335,22 @@ def test_a_path_cut_at_the_cap_before_it_states_an_answer_casts_no_vote(generato
     for path in cut:
         assert (path.answer is None) == (stated_answer(path.text) is None)
     assert execution.answer is not None  # the reply still carries the best path's text
+
+
+def test_the_trace_summarises_the_search_it_ran(generator: HFGenerator) -> None:
+    execution = _executor(generator).execute(QUESTION, Config("S", qp=2, cp=3), seed=2)
+    trace = execution.trace
+    assert trace is not None
+    assert [p.id for p in trace.paths] == [p.id for p in execution.paths]
+    assert [p.status for p in trace.paths] == [p.status for p in execution.paths]
+    assert sum(trace.statuses.values()) == len(execution.paths)
+    assert trace.completion_tokens == execution.usage.completion_tokens  # no verifier: generation alone
+    assert trace.prompt_tokens == execution.usage.prompt_tokens
+    voters = [p for p in execution.paths if p.finished and p.key is not None]
+    assert sum(v.paths for v in trace.votes) == len(voters)
+    if trace.winner is not None:
+        assert trace.winner == canonical_answer(execution.answer)
+        assert trace.agreement == pytest.approx(sum(p.key == trace.winner for p in voters) / len(voters))
+    vote_stops = [p.reason for p in execution.paths if p.status == "pruned" and (p.reason or "").startswith("vote")]
+    assert trace.stop_reason.startswith(vote_stops[0] if vote_stops else "every path ended")
+    assert f"{len(execution.paths)} paths" in str(trace)

@@ -22,7 +22,12 @@ logger = logging.getLogger("uniscale_integrations.cli")
 def _engine(args: argparse.Namespace) -> UniScale:
     models = args.models.split(",") if args.models else None
     return UniScale.from_defaults(
-        args.mode, models=models, style=args.style, max_new_tokens=args.max_new_tokens, seed=args.seed
+        args.mode,
+        models=models,
+        style=args.style,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        store=args.store,
     )
 
 
@@ -46,13 +51,16 @@ def _describe(result: Result) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    engine = _engine(args)
     config = Config.parse(args.config) if args.config else None
-    result = engine.run(args.question, config=config)
+    with _engine(args) as engine:
+        if args.explain:
+            print(engine.explain(args.question))
+            print()
+        result = engine.run(args.question, config=config)
     print(_describe(result))
-    if args.explain:
+    if args.explain and result.trace is not None:
         print()
-        print(engine.explain(args.question))
+        print(result.trace)
     return 0
 
 
@@ -115,6 +123,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
                 config=step.config,
             )
     finally:
+        engine.close()
         if log is not None:
             log.close()
     print()
@@ -130,13 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--models", help="comma-separated ladder rungs (default: S,M)")
     common.add_argument("--max-new-tokens", type=int, help="token budget per path (default: per style)")
     common.add_argument("--seed", type=int, default=0)
+    common.add_argument(
+        "--store", type=Path, help="the policy store (an SQLite file) to learn from and into (default: in memory)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", parents=[common], help="answer one question and say how")
     ask.add_argument("question")
     ask.add_argument("--style", choices=sorted(STYLES), default="plain", help="instruction added to the question")
     ask.add_argument("--config", help="force a config, e.g. M/qp1/cp4/bs1")
-    ask.add_argument("--explain", action="store_true", help="print every config's estimate")
+    ask.add_argument(
+        "--explain",
+        action="store_true",
+        help="before the run, every config's estimate and the context features behind the choice; "
+        "after it, the search's path trace",
+    )
     ask.set_defaults(func=cmd_ask)
 
     learn = sub.add_parser("learn", parents=[common], help="run the closed loop over a question stream")

@@ -27,9 +27,10 @@ from uniscale_integrations.errors import (
 from uniscale_integrations.events import ConfigSelected, FeedbackApplied, Listener, emit
 from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.joint import ProductFeatures
-from uniscale_integrations.features.query import Message, as_messages, query_record, query_text
+from uniscale_integrations.features.query import Message, as_messages, query_record, query_text, record_messages
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.options import RunOptions
+from uniscale_integrations.policy.attribution import Attribution, attribute
 from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
 from uniscale_integrations.policy.prior import DEFAULT_PRIOR, Prior
 from uniscale_integrations.policy.replica import Replica
@@ -49,6 +50,7 @@ from uniscale_integrations.store.records import Decision, Outcome, checked_decis
 if TYPE_CHECKING:
     from uniscale_integrations.executor.paths import PathTrace
     from uniscale_integrations.executor.search import Execution
+    from uniscale_integrations.executor.trace import SearchTrace
     from uniscale_integrations.models import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -105,6 +107,9 @@ class Result:
     """The budget cap that stopped the search early; the answer is then the best found so far."""
     model: str | None = None
     """The full name of the model that answered (its short name, ``config.model``, when no spec is known)."""
+    trace: SearchTrace | None = field(default=None, repr=False)
+    """The search in short: paths, steps, pruned paths, votes, tokens, why it stopped (``None`` when the
+    executor keeps no trace)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The decision, its cost and its score as plain data: what every adapter attaches to its response."""
@@ -125,6 +130,7 @@ class Result:
             "paths": len(self.paths),
             "pruned": sum(p.status == "pruned" for p in self.paths),
             "budget_exhausted": self.budget_exhausted,
+            "trace": self.trace.to_dict() if self.trace is not None else None,
         }
 
     def pieces(self) -> list[str]:
@@ -133,11 +139,19 @@ class Result:
 
 
 class Explanation(list[Estimate]):
-    """Every configuration's estimate for one query, best upper confidence bound first."""
+    """Every configuration's estimate for one query, best upper confidence bound first, and
+    :attr:`attribution`: which context features drove the choice."""
+
+    def __init__(self, estimates: Iterable[Estimate] = (), attribution: Attribution | None = None):
+        super().__init__(estimates)
+        self.attribution = attribution
+        """The chosen configuration's estimate split over the context features, and its lead over the runner-up."""
 
     def __str__(self) -> str:
         lines = [f"{'config':<18} {'mean':>8} {'width':>8} {'ucb':>8}"]
         lines += [f"{e.config!s:<18} {e.mean:>8.3f} {e.width:>8.3f} {e.ucb:>8.3f}" for e in self]
+        if self.attribution is not None:
+            lines += ["", str(self.attribution)]
         return "\n".join(lines)
 
 
@@ -162,6 +176,12 @@ class UniScale:
     (:mod:`~uniscale_integrations.policy.prior`): ``"default"`` is the shipped table's tuning
     split, with contexts re-encoded by this engine's encoder and rewards recomputed under its
     weights and cost normalisation; the policy keeps learning online from there.
+
+    The store records the encoder's context representation (``encoder.representation``); a store
+    whose decisions were encoded with another one is refused (:class:`StoreRepresentationError`),
+    unless ``refit_representation``: then every logged query is re-encoded with this engine's
+    encoder, which needs a store that keeps its queries. Likewise a store logged under other reward
+    weights is refused unless ``refit_rewards``.
     """
 
     def __init__(
@@ -184,6 +204,7 @@ class UniScale:
         snapshot_every: int = 1000,
         max_prompt_tokens: int | None = None,
         refit_rewards: bool = False,
+        refit_representation: bool = False,
         nominal_budget: NominalBudget | None = None,
         prior: Prior | Literal["default"] | None = None,
     ):
@@ -218,6 +239,9 @@ class UniScale:
         try:
             self._attach_space()
             self._attach_reward(refit_rewards)
+            self.store.attach_representation(
+                self.encoder.representation, self._reencoded if refit_representation else None
+            )
             self._replica = Replica(
                 self.store,
                 self._space,
@@ -331,20 +355,33 @@ class UniScale:
         Both factors are scaled to unit norm, so every joint vector has norm 1: before any
         feedback every configuration has the same exploration bonus, whatever its size.
         """
-        context = self.encoder.encode_one(query_text(as_messages(query)))
-        return ProductFeatures(context / np.linalg.norm(context), self._action_features)
+        return ProductFeatures(self._contexts([query_text(as_messages(query))])[0], self._action_features)
+
+    def _contexts(self, texts: list[str]) -> np.ndarray:
+        """The unit-norm context vectors of query texts, as decisions keep them."""
+        contexts = self.encoder.encode(texts)
+        return contexts / np.linalg.norm(contexts, axis=1, keepdims=True)
+
+    def _reencoded(self, records: list[str]) -> np.ndarray:
+        """The contexts of logged queries (:func:`query_record` texts) under this engine's encoder."""
+        return self._contexts([query_text(record_messages(r)) for r in records])
 
     def explain(self, query: str | Sequence[Message]) -> Explanation:
-        """Each configuration's estimated reward (mean), uncertainty (width) and UCB."""
+        """Each configuration's estimated reward (mean), uncertainty (width) and UCB, and which context
+        features drove the choice (the top-UCB configuration's estimate split over them, and its lead
+        over the runner-up: see :mod:`~uniscale_integrations.policy.attribution`)."""
         features = self.features(query)
         with self._lock:
             self._replica.catch_up()
             mean, width, ucb = self.policy.estimates(features)
-        estimates = [
-            Estimate(config, float(m), float(w), float(u))
-            for config, m, w, u in zip(self._space, mean, width, ucb, strict=True)
-        ]
-        return Explanation(sorted(estimates, key=lambda e: -e.ucb))
+            chosen = self.bandit.select(features)  # what run() would choose (its tie rule, not the sort's)
+            order = sorted(range(len(self._space)), key=lambda i: -ucb[i])
+            runner_up = next((i for i in order if i != chosen), None)
+            attribution = attribute(
+                self.bandit, features, self.encoder.feature_names, list(self._space), chosen, runner_up
+            )
+        estimates = [Estimate(self._space[i], float(mean[i]), float(width[i]), float(ucb[i])) for i in order]
+        return Explanation(estimates, attribution)
 
     def run(
         self,
@@ -531,6 +568,7 @@ class UniScale:
             paths=execution.paths,
             verifier_eflops=execution.verifier_eflops,
             budget_exhausted=execution.budget_exhausted,
+            trace=execution.trace,
         )
 
     def feedback(self, decision_id: str, *, correct: bool | float | None = None, score: float | None = None) -> float:
@@ -583,7 +621,9 @@ class UniScale:
             data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StoreError(f"cannot import {path}: {exc}") from exc
-        imported = self.store.import_(data, str(path), context_dim=self.encoder.context_dim)
+        imported = self.store.import_(
+            data, str(path), context_dim=self.encoder.context_dim, representation=self.encoder.representation
+        )
         self.sync()
         return imported
 

@@ -65,6 +65,10 @@ class StoreModeError(StoreError):
     """The store's feedback was logged under other reward weights than this engine's."""
 
 
+class StoreRepresentationError(StoreError):
+    """The store's contexts were encoded with another context representation than this engine's encoder."""
+
+
 class ContextLengthError(InvalidQueryError):
     """The rendered prompt and its new tokens do not fit the context window of any eligible model."""
 

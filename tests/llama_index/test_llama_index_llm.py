@@ -30,6 +30,7 @@ METADATA_KEYS = {
     "paths",
     "pruned",
     "budget_exhausted",
+    "trace",
 }
 CHAT = [
     ChatMessage(role="system", content="You are a helpful assistant. Answer in one short sentence."),
@@ -70,6 +71,10 @@ def _check_metadata(kwargs: dict[str, Any], engine: UniScale) -> None:
     assert len(kwargs["decision_id"]) == 32
     estimate = kwargs["estimate"]
     assert estimate["ucb"] == pytest.approx(estimate["mean"] + engine.bandit.alpha * estimate["width"])
+    trace = kwargs["trace"]
+    assert len(trace["paths"]) == kwargs["paths"]
+    assert trace["completion_tokens"] <= kwargs["completion_tokens"]
+    assert trace["stop_reason"]
 
 
 def _check_raw(response: ChatResponse | CompletionResponse) -> None:

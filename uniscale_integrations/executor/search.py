@@ -52,6 +52,7 @@ from uniscale_integrations.executor.paths import CUT, Aggregation, PathStatus, P
 from uniscale_integrations.executor.pooling import Grouping, MeaningPool
 from uniscale_integrations.executor.prompts import last_user_index, question_variants, with_system_prompt
 from uniscale_integrations.executor.stopping import CHECK_TOKENS, EarlyStopping, vote_decided, vote_settled
+from uniscale_integrations.executor.trace import SearchTrace
 from uniscale_integrations.features.query import Message
 from uniscale_integrations.features.space import Config
 from uniscale_integrations.options import RunOptions
@@ -87,6 +88,8 @@ class Execution:
     """The embedding that pooled free-form replies by meaning (in ``eflops``, not in ``usage``)."""
     budget_exhausted: Cap | None = None
     """The cap that stopped the search early (the answer is then the best found so far)."""
+    trace: SearchTrace | None = None
+    """The search in short (paths, votes, tokens, why it stopped); ``None`` from executors that keep none."""
 
 
 class Executor:
@@ -267,6 +270,7 @@ class Executor:
             verifier_eflops=search.verifier_eflops,
             pooling_eflops=pooling.eflops,
             budget_exhausted=search.exhausted,
+            trace=SearchTrace.of(paths, winner, usage, search.exhausted),
         )
 
     def _pool_by_meaning(self, paths: Sequence[PathTrace]) -> Grouping:

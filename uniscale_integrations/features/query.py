@@ -67,6 +67,27 @@ def query_record(messages: Sequence[Message]) -> str:
     return json.dumps(list(messages), ensure_ascii=False)
 
 
+def record_messages(record: str) -> list[Message]:
+    """The chat a :func:`query_record` was taken of: the chat its JSON holds, else one user message.
+
+    A lone user message whose own text is the JSON of a longer chat reads back as that chat (the one
+    case the record does not tell apart).
+    """
+    try:
+        data = json.loads(record)
+    except ValueError:
+        data = None
+    lone_user = (
+        isinstance(data, list) and len(data) == 1 and isinstance(data[0], Mapping) and data[0].get("role") == "user"
+    )
+    if isinstance(data, list) and data and not lone_user:
+        try:
+            return as_messages(data)
+        except InvalidQueryError:
+            pass
+    return as_messages(record)
+
+
 def _validated_text(text: str) -> str:
     if not isinstance(text, str):
         raise InvalidQueryError(f"a query must be a string, got {type(text).__name__}")

@@ -36,6 +36,7 @@ from uniscale_integrations.errors import (
     StoreCorruptError,
     StoreError,
     StoreModeError,
+    StoreRepresentationError,
     StoreVersionError,
     UniScaleError,
     UnknownDecisionError,
@@ -236,6 +237,77 @@ class PolicyStore:
                     (text,),
                 )
 
+    def attach_representation(
+        self, representation: str, reencode: Callable[[list[str]], np.ndarray] | None = None
+    ) -> None:
+        """Record the context representation (the query encoder's) the decisions' contexts are in, or check it.
+
+        A store that holds no decisions, or recorded no representation (it was made before stores
+        recorded them: its contexts are taken to be in ``representation``), records this one. A store
+        whose decisions were encoded with another one raises :class:`StoreRepresentationError` naming
+        both, unless ``reencode(queries) -> contexts`` is given: then every decision's context is
+        recomputed from its kept query (:func:`~uniscale_integrations.features.query.query_record` text)
+        and the policy snapshots are dropped, in one transaction that holds the writer lock while it
+        encodes. That needs every query kept (``keep_queries=True``); the policy is then the replay of
+        the log in the new representation. Contexts of two representations are never mixed.
+        """
+        with self._transaction() as conn:
+            row = self._execute(conn, "SELECT value FROM meta WHERE key = 'representation'").fetchone()
+            if row is not None and row[0] != representation:
+                held, kept = self._execute(conn, "SELECT count(*), count(query) FROM decisions").fetchone()
+                if held and reencode is None:
+                    raise StoreRepresentationError(
+                        f"store {self.path} holds {held} decisions whose contexts were encoded with the context "
+                        f"representation {row[0]!r}; this engine's encoder makes {representation!r}. Contexts of one "
+                        "representation must not train a policy of another: open a new store (another path), or "
+                        f"give the engine the encoder of {row[0]!r}, or " + self._refit_hint(int(held), int(kept))
+                    )
+                if held and reencode is not None:
+                    self._reencode(conn, int(held), int(kept), row[0], representation, reencode)
+            if row is None or row[0] != representation:
+                self._execute(
+                    conn,
+                    "INSERT INTO meta (key, value) VALUES ('representation', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (representation,),
+                )
+
+    def _refit_hint(self, held: int, kept: int) -> str:
+        if kept == held:
+            return "pass refit_representation=True to re-encode every logged query with this engine's encoder."
+        return (
+            f"refit it from the logged queries (refit_representation=True), which needs them all: {held - kept} of "
+            f"its {held} decisions kept only their query's hash (a store keeps the text with keep_queries=True)."
+        )
+
+    def _reencode(
+        self,
+        conn: Connection,
+        held: int,
+        kept: int,
+        before: str,
+        after: str,
+        reencode: Callable[[list[str]], np.ndarray],
+    ) -> None:
+        """Replace every decision's context by ``reencode`` of its query, and drop the snapshots."""
+        if kept != held:
+            raise StoreRepresentationError(
+                f"cannot re-encode store {self.path} from {before!r} to {after!r}: {held - kept} of its {held} "
+                "decisions kept only their query's hash (a store keeps the text with keep_queries=True). Open a new "
+                "store (another path), or give the engine the encoder it was made with."
+            )
+        rows = self._execute(conn, "SELECT id, query FROM decisions ORDER BY seq").fetchall()
+        contexts = np.asarray(reencode([query for _, query in rows]), dtype=np.float64)
+        if contexts.shape[0] != len(rows) or not np.isfinite(contexts).all():
+            raise StoreError(f"re-encoding store {self.path}: expected {len(rows)} finite context vectors")
+        self._execute_many(
+            conn,
+            "UPDATE decisions SET context = ? WHERE id = ?",
+            [(to_blob(context), decision_id) for (decision_id, _), context in zip(rows, contexts, strict=True)],
+        )
+        self._execute(conn, "DELETE FROM snapshots")
+        logger.warning("store %s: %d decisions re-encoded from %s to %s", self.path, held, before, after)
+
     # ------------------------------------------------------------------ decisions and feedback
     def record(self, decision: Decision, *, max_pending: int) -> list[str]:
         """Store a decision; drops (and returns) the oldest pending ones beyond ``max_pending``."""
@@ -392,6 +464,7 @@ class PolicyStore:
         """Everything but the snapshots as JSON-able data (the feedback log in log order)."""
         with self._reading() as conn:
             space = self._execute(conn, "SELECT value FROM meta WHERE key = 'space'").fetchone()
+            representation = self._execute(conn, "SELECT value FROM meta WHERE key = 'representation'").fetchone()
             decisions = self._execute(
                 conn,
                 "SELECT id, config, context, cost, score, query_hash, query, created, resolved "
@@ -404,6 +477,7 @@ class PolicyStore:
             "format": EXPORT_FORMAT,
             "schema_version": SCHEMA_VERSION,
             "space": json.loads(space[0]) if space is not None else None,
+            "representation": representation[0] if representation is not None else None,
             "decisions": [
                 {
                     "id": d[0],
@@ -423,14 +497,23 @@ class PolicyStore:
             ],
         }
 
-    def import_(self, data: Any, source: str, *, context_dim: int | None = None) -> int:
+    def import_(
+        self, data: Any, source: str, *, context_dim: int | None = None, representation: str | None = None
+    ) -> int:
         """Load an :meth:`export` into this store, which must hold no decisions; returns the feedback count.
 
         Everything is checked before anything is written; a bad entry raises
         :class:`StoreError` naming ``source`` and the entry. ``context_dim`` is the length every
-        decision's context must have (the importing engine's encoder).
+        decision's context must have and ``representation`` the one they must be in (the importing
+        engine's encoder; an export that names none, from before stores recorded it, is not checked).
         """
         decisions, feedback = parse_export(data, source, context_dim=context_dim)
+        exported = data.get("representation")
+        if representation is not None and exported is not None and exported != representation:
+            raise StoreRepresentationError(
+                f"cannot import {source}: its contexts were encoded with the context representation {exported!r}; "
+                f"this engine's encoder makes {representation!r}. Import it into an engine with that encoder."
+            )
         with self._transaction() as conn:
             held = int(self._execute(conn, "SELECT count(*) FROM decisions").fetchone()[0])
             if held:

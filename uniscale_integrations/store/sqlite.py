@@ -2,7 +2,10 @@
 
 Tables (schema version :data:`SCHEMA_VERSION`, kept in ``meta``):
 
-- ``meta``: ``schema_version`` and ``space``, the config space last attached (JSON).
+- ``meta``: ``schema_version``, ``space`` (the config space last attached, JSON), ``reward`` (the
+  weights the log was written under) and ``representation`` (the query encoder's context
+  representation the decisions' contexts are in; a store from before it was recorded takes the
+  opening engine's).
 - ``decisions``: id, config, the query's context vector (raw float64 bytes), normalised cost,
   verifier score, the query's SHA-256 (the query itself only with ``keep_queries=True``),
   time, and whether feedback has resolved it.
