@@ -48,7 +48,6 @@ import numpy as np
 from _results import write_section
 
 from uniscale_integrations import Config, UniScale
-from uniscale_integrations.outcomes import OutcomeTable, load_table
 from uniscale_integrations.defaults import Defaults
 from uniscale_integrations.events import Listener
 from uniscale_integrations.executor.search import Execution
@@ -56,6 +55,7 @@ from uniscale_integrations.features.encoder import QueryEncoder, embedding_model
 from uniscale_integrations.features.joint import ProductFeatures
 from uniscale_integrations.features.query import Message
 from uniscale_integrations.options import RunOptions
+from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
 from uniscale_integrations.reward.cost import Usage
 from uniscale_integrations.store.records import Decision, new_decision_id, query_hash
 from uniscale_integrations.store.sqlite import SQLiteStore
@@ -63,7 +63,7 @@ from uniscale_integrations.store.sqlite import SQLiteStore
 LOG = logging.getLogger("decision_overhead")
 SECTION_TITLE = "Decision overhead"
 COMMAND = "python benchmarks/decision_overhead.py"
-TABLE = Path(__file__).resolve().parents[1] / "uniscale_integrations" / "bench" / "tables" / "v2.jsonl.gz"
+TABLE = default_table_path()
 GOAL_MS = 5.0
 STAGES = (
     "encode",
