@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from uniscale_integrations import LinUCB
+from uniscale_integrations.bench import practitioners  # noqa: F401 - its policies join the contract
 from uniscale_integrations.features.joint import ProductFeatures
 from uniscale_integrations.policy import KNN, Fixed, Greedy, LinUCBPolicy, Oracle, Policy, PolicyContext, RandomPolicy
 
@@ -61,7 +62,16 @@ CASES = [(cls, i) for cls in _policies() for i, _ in enumerate(cls._unit_test_pa
 
 
 def test_every_policy_is_under_contract() -> None:
-    assert {cls.__name__ for cls, _ in CASES} == {"LinUCBPolicy", "Greedy", "RandomPolicy", "Fixed", "Oracle", "KNN"}
+    assert {cls.__name__ for cls, _ in CASES} == {
+        "LinUCBPolicy",
+        "Greedy",
+        "RandomPolicy",
+        "Fixed",
+        "Oracle",
+        "KNN",
+        "OfflineRouter",
+        "BestRoute",
+    }
 
 
 def _build(cls: type[Policy], case: int) -> Policy:

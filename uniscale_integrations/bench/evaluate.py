@@ -223,7 +223,7 @@ def tune_rivals(tune: OutcomeTable, weights: RewardWeights) -> dict[str, Any]:
         rewards = tune.rewards(weights)
         return float(np.mean([rewards[q, policy.select(features[q])] for q in questions]))
 
-    tolerance = max(BEST_ROUTE_TOLERANCES, key=lambda t: (mean_reward(BestRoute(tune, t)), t))
+    tolerance = max(BEST_ROUTE_TOLERANCES, key=lambda t: (mean_reward(BestRoute.from_table(tune, t)), t))
     small = _cascade_small(tune)
     best = {}
     for strong in _cascade_strong(tune, weights):
@@ -293,8 +293,8 @@ def _mode(
     if tune is not None:
         specs[1:1] = [PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_alpha, Prior.of_table(tune, weights), test))]
         specs[-1:-1] = [
-            PolicySpec(OFFLINE_ROUTER, lambda c: OfflineRouter(tune, weights)),
-            PolicySpec(BEST_ROUTE, lambda c: BestRoute(tune, rivals["tolerance"])),
+            PolicySpec(OFFLINE_ROUTER, lambda c: OfflineRouter.from_table(tune, weights)),
+            PolicySpec(BEST_ROUTE, lambda c: BestRoute.from_table(tune, rivals["tolerance"])),
         ]
     result = replay(test, specs, weights, seeds=settings.seeds, length=settings.length, progress=progress)
     if tune is not None:
@@ -465,7 +465,7 @@ def _frontier(
             prior_alpha = float(max(mode.tuning["prior_alpha"], key=lambda a: mode.tuning["prior_alpha"][a]))
             specs += [
                 PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_alpha, Prior.of_table(tune, weights), test)),
-                PolicySpec(OFFLINE_ROUTER, lambda c, w=weights: OfflineRouter(tune, w)),
+                PolicySpec(OFFLINE_ROUTER, lambda c, w=weights: OfflineRouter.from_table(tune, w)),
             ]
         result = replay(
             test, specs, weights, seeds=settings.seeds, length=settings.length, hindsight=False, progress=progress
@@ -539,7 +539,7 @@ def _rival_points(
     weights = sweep_weights(0.0)  # the cascade's reward is not what its points are made of
     best_route = []
     for tolerance in BEST_ROUTE_TOLERANCES:
-        router = BestRoute(tune, tolerance)
+        router = BestRoute.from_table(tune, tolerance)
         chosen = np.asarray([router.select(f) for f in features], dtype=np.int64)
         best_route.append([_static_point(test, streams[s], chosen) for s in seeds])
     small = _cascade_small(tune)

@@ -23,7 +23,8 @@ The two routers are policies: they go through the same replay, on the same featu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -32,7 +33,7 @@ from uniscale_integrations.bench.replay import IntArray, Trace
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
 from uniscale_integrations.features.space import Config
 from uniscale_integrations.outcomes import OutcomeTable
-from uniscale_integrations.policy.base import Policy
+from uniscale_integrations.policy.base import Policy, PolicyContext
 from uniscale_integrations.reward.weights import RewardWeights
 
 OFFLINE_ROUTER = "offline router"
@@ -41,42 +42,84 @@ CASCADE = "cascade"
 
 
 class OfflineRouter(Policy):
-    """Per-configuration ridge regression of the reward on the context, fitted once on the tuning split."""
+    """Per-configuration ridge regression of the reward on the context, fitted once (on the tuning split)."""
 
     name = OFFLINE_ROUTER
 
-    def __init__(self, tune: OutcomeTable, weights: RewardWeights, l2: float = 1.0):
+    def __init__(self, contexts: FloatArray, rewards: FloatArray, l2: float = 1.0):
         super().__init__()
-        fitted = Ridge(alpha=l2).fit(tune.contexts, tune.rewards(weights))  # one output per configuration
+        fitted = Ridge(alpha=l2).fit(contexts, rewards)  # one output per configuration
         self._coef, self._intercept = fitted.coef_, fitted.intercept_
+
+    @classmethod
+    def from_table(cls, tune: OutcomeTable, weights: RewardWeights) -> OfflineRouter:
+        """Fitted on ``tune``'s contexts and rewards under ``weights``."""
+        return cls(tune.contexts, tune.rewards(weights))
 
     def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
         return int(np.argmax(self._coef @ features.context + self._intercept))
+
+    @classmethod
+    def _unit_test_params(cls, context: PolicyContext) -> Iterator[dict[str, Any]]:
+        contexts, rewards = _training_set(context)
+        yield {"contexts": contexts, "rewards": rewards}
 
 
 class BestRoute(Policy):
     """The cheapest (model, n) option predicted to be right nearly as often as the best option.
 
-    Options are the configurations with QP = BS = 1 (one model, ``n`` = CP candidates voted);
-    ``cost`` orders them (the tuning split's mean eFLOPs).
+    ``correct[q, k]`` says whether option ``k`` was right on training question ``q``; ``costs``
+    orders the options (the tuning split's mean eFLOPs). :meth:`from_table` takes the options of
+    a table: the configurations with QP = BS = 1 (one model, ``n`` = CP candidates voted).
     """
 
     name = BEST_ROUTE
 
-    def __init__(self, tune: OutcomeTable, tolerance: float = 0.05, l2: float = 1.0):
+    def __init__(
+        self,
+        contexts: FloatArray,
+        correct: FloatArray,
+        costs: Sequence[float],
+        tolerance: float = 0.05,
+        options: Sequence[int] | None = None,
+        l2: float = 1.0,
+    ):
         super().__init__()
         if not 0.0 <= tolerance <= 1.0:
             raise ValueError(f"tolerance must lie in [0, 1], got {tolerance}")
         self.tolerance = tolerance
-        self.options = best_route_options(tune.configs)
-        correct, eflops = tune.array("correct"), tune.array("eflops")
-        self._order = sorted(self.options, key=lambda a: float(eflops[:, a].mean()))
-        self._models = {a: _classifier(tune.contexts, correct[:, a], l2) for a in self.options}
+        self.options = tuple(range(correct.shape[1])) if options is None else tuple(options)
+        self._order = sorted(self.options, key=lambda a: float(costs[a]))
+        self._models = {a: _classifier(contexts, correct[:, a], l2) for a in self.options}
+
+    @classmethod
+    def from_table(cls, tune: OutcomeTable, tolerance: float = 0.05) -> BestRoute:
+        """Fitted on ``tune``, over its (model, n) options."""
+        costs = tune.array("eflops").mean(axis=0)
+        return cls(tune.contexts, tune.array("correct"), costs, tolerance, best_route_options(tune.configs))
 
     def _select(self, features: ProductFeatures, hindsight: Sequence[float] | None) -> int:
         chance = {a: _chance(model, features.context) for a, model in self._models.items()}
         best = max(chance.values())
         return next(a for a in self._order if chance[a] >= best - self.tolerance)
+
+    @classmethod
+    def _unit_test_params(cls, context: PolicyContext) -> Iterator[dict[str, Any]]:
+        contexts, rewards = _training_set(context)
+        costs = np.arange(context.n_arms, dtype=np.float64)
+        yield {"contexts": contexts, "correct": (rewards > 0.5).astype(np.float64), "costs": costs}
+        yield {"contexts": contexts, "correct": (rewards > 0.5).astype(np.float64), "costs": costs, "tolerance": 1.0}
+
+
+def _training_set(context: PolicyContext, n: int = 60) -> tuple[FloatArray, FloatArray]:
+    """A small offline training set for the contract test: configuration ``i`` pays on queries of cluster
+    ``i``, contexts near the cluster's basis vector (``dim / n_arms`` numbers, as the contract's features)."""
+    rng = np.random.default_rng(context.seed)
+    clusters = rng.integers(context.n_arms, size=n)
+    basis = np.eye(context.n_arms, context.dim // context.n_arms)
+    contexts = basis[clusters] + rng.normal(0.0, 0.05, (n, basis.shape[1]))
+    rewards = 0.2 + 0.6 * (clusters[:, None] == np.arange(context.n_arms)) + rng.normal(0.0, 0.05, (n, context.n_arms))
+    return contexts, rewards
 
 
 def best_route_options(configs: Sequence[Config]) -> tuple[int, ...]:
