@@ -121,6 +121,21 @@ def stream(n_questions: int, length: int, seed: int) -> IntArray:
     return np.concatenate([rng.permutation(n_questions) for _ in range(passes)])[:length].astype(np.int64)
 
 
+def drift_stream(
+    table: OutcomeTable, before: Sequence[str], after: Sequence[str], length: int, seed: int
+) -> IntArray:
+    """A stream whose tier mix changes at ``length // 2``: shuffled passes over the questions of the tiers
+    ``before``, then over those of the tiers ``after``."""
+    halves = []
+    for part, (tiers, size) in enumerate(((before, length // 2), (after, length - length // 2))):
+        unknown = sorted(set(tiers) - set(table.tiers))
+        if unknown or not tiers:
+            raise ValueError(f"drift tiers must be tiers of the table, got {list(tiers)} (unknown: {unknown})")
+        pool = np.flatnonzero(np.isin(np.asarray(table.tiers)[table.tier_index], list(tiers)))
+        halves.append(pool[stream(pool.size, size, seed * 2 + part)])
+    return np.concatenate(halves).astype(np.int64)
+
+
 def run_policy(
     table: OutcomeTable,
     spec: PolicySpec,
@@ -219,12 +234,17 @@ def replay(
     length: int = 1000,
     hindsight: bool = True,
     progress: Callable[[int], None] | None = None,
+    streams: Mapping[int, IntArray] | None = None,
 ) -> Replay:
-    """Every spec on every seed's stream (the same stream for all specs of a seed)."""
+    """Every spec on every seed's stream (the same stream for all specs of a seed); ``streams`` gives the
+    streams by seed instead of :func:`stream`'s shuffled passes (``seeds`` and ``length`` are then unused)."""
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"policy names must be unique, got {names}")
-    result = Replay(weights, {seed: stream(table.n_questions, length, seed) for seed in seeds})
+    if streams is None:
+        streams = {seed: stream(table.n_questions, length, seed) for seed in seeds}
+    result = Replay(weights, {seed: np.asarray(questions, dtype=np.int64) for seed, questions in streams.items()})
+    seeds = result.seeds
     cache: dict[tuple[int, ...] | None, list[ProductFeatures]] = {}
     for spec in specs:
         if spec.arms not in cache:
@@ -253,13 +273,13 @@ def uniscale(
 
 
 def warmed_uniscale(
-    alpha: float, prior: Prior, table: OutcomeTable, name: str = UNISCALE_PRIOR
+    alpha: float, prior: Prior, table: OutcomeTable, name: str = UNISCALE_PRIOR, gamma: float = 1.0
 ) -> Callable[[PolicyContext], Policy]:
     """UniScale started from ``prior`` (:mod:`~uniscale_integrations.policy.prior`) over ``table``'s configurations."""
     space = ConfigSpace(table.configs)
 
     def make(context: PolicyContext) -> Policy:
-        policy = LinUCBPolicy(LinUCB(context.dim, alpha=alpha), name=name)
+        policy = LinUCBPolicy(LinUCB(context.dim, alpha=alpha, gamma=gamma), name=name)
         for features, arm, reward in prior.evidence(space, table.action_features):
             policy.update(features, arm, reward)
         return policy
