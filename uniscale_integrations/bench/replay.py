@@ -121,9 +121,7 @@ def stream(n_questions: int, length: int, seed: int) -> IntArray:
     return np.concatenate([rng.permutation(n_questions) for _ in range(passes)])[:length].astype(np.int64)
 
 
-def drift_stream(
-    table: OutcomeTable, before: Sequence[str], after: Sequence[str], length: int, seed: int
-) -> IntArray:
+def drift_stream(table: OutcomeTable, before: Sequence[str], after: Sequence[str], length: int, seed: int) -> IntArray:
     """A stream whose tier mix changes at ``length // 2``: shuffled passes over the questions of the tiers
     ``before``, then over those of the tiers ``after``."""
     halves = []
