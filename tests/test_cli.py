@@ -68,12 +68,18 @@ def test_ask_explain_prints_the_features_behind_the_choice_then_the_path_trace(t
     assert "completion tokens" in after
 
 
-def test_learn_runs_the_closed_loop_and_summarises() -> None:
-    done = _uniscale("learn", "--questions", "4", "--models", "S", "--max-new-tokens", "8")
+def test_learn_runs_the_closed_loop_and_shows_the_margin(tmp_path: Path) -> None:
+    png = tmp_path / "margin.png"
+    done = _uniscale("learn", "--questions", "4", "--models", "S", "--max-new-tokens", "8", "--margin", str(png))
     assert done.returncode == 0, done.stderr
     assert "closed loop over 4 reasoning-gym questions" in done.stdout
     assert "accuracy" in done.stdout
     assert "configs chosen per tier" in done.stdout
+    # Beside the curve: the best single config and the cascade on the same questions, and the plot's path.
+    for line in ("best single config (tuning split): M/", "cascade", "UniScale + prior", "margin of UniScale"):
+        assert line in done.stdout
+    assert f"plot: {png}" in done.stdout
+    assert png.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,19 @@ def cmd_learn(args: argparse.Namespace) -> int:
             log.close()
     print()
     print(_summarise(steps))
+    if args.margin is not None:
+        _print_margin(args.mode, args.seed, args.margin)
     return 0
+
+
+def _print_margin(mode: str, seed: int, png: Path) -> None:
+    """What UniScale earns over the best single config and a cascade, replayed on the shipped table."""
+    from uniscale_integrations.bench.margin import margin, write_margin
+
+    print()
+    result = margin(mode, seed=seed)  # type: ignore[arg-type]
+    print(result)
+    print(f"plot: {write_margin(result, png)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--questions", type=int, default=120)
     learn.add_argument("--style", choices=sorted(STYLES), default="brief", help="instruction added to each question")
     learn.add_argument("--log", type=Path, help="write one JSON line per query here")
+    learn.add_argument(
+        "--margin",
+        type=Path,
+        default=Path("runs/demo/margin.png"),
+        help="after the loop, replay the shipped table to show UniScale's margin over the best single config and "
+        "a cascade, and plot it here",
+    )
+    learn.add_argument("--no-margin", dest="margin", action="store_const", const=None, help="skip the margin")
     learn.set_defaults(func=cmd_learn)
 
     from uniscale_integrations.bench import command as bench

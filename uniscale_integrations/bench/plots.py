@@ -139,3 +139,22 @@ def plot_choices(mode: ModeResults, configs: list[str], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_margin(rewards: dict[str, np.ndarray], mode: str, path: Path) -> Path:
+    """The running mean reward of each policy over one stream (the demo's margin plot)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, reward in rewards.items():
+        steps = np.arange(1, reward.size + 1)
+        style = ":" if "hindsight" in name else "-"
+        ax.plot(steps, np.cumsum(reward) / steps, style, label=name)
+    ax.set_xlabel("query")
+    ax.set_ylabel(f"running mean reward ({mode})")
+    ax.set_title("UniScale against the best single config and a cascade, on the same questions")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
