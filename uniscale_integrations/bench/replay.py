@@ -39,6 +39,8 @@ IntArray = NDArray[np.int64]
 
 BEST_FIXED = "best fixed (hindsight)"
 BEST_PER_TIER = "best config per tier (hindsight)"
+TUNED_FIXED = "best fixed (chosen on the tuning split)"
+TUNED_PER_TIER = "best config per tier (chosen on the tuning split)"
 ORACLE = "Oracle"
 UNISCALE = "UniScale"
 UNISCALE_PRIOR = "UniScale + prior"
@@ -220,6 +222,25 @@ def hindsight_traces(table: OutcomeTable, weights: RewardWeights, questions: Int
     return [
         _trace(table, BEST_FIXED, seed, questions, fixed, rewards[questions, fixed], True),
         _trace(table, BEST_PER_TIER, seed, questions, tiered, rewards[questions, tiered], True),
+    ]
+
+
+def tuned_traces(
+    tune: OutcomeTable, test: OutcomeTable, weights: RewardWeights, questions: IntArray, seed: int
+) -> list[Trace]:
+    """The best fixed config and the best config per tier as chosen on the tuning split, run on the stream.
+
+    The hindsight references choose on the very questions they are scored on, so they are partly
+    luck: the maximum of 16 noisy means is biased up. These choose before seeing the stream, as a
+    deployed system must (and the tier, which no policy is told, is given to the per-tier one).
+    """
+    rewards, tuned = tune.rewards(weights), test.rewards(weights)
+    fixed = np.full(questions.size, int(np.argmax(rewards.mean(axis=0))), dtype=np.int64)
+    per_tier = {tier: int(np.argmax(rewards[tune.tier_index == k].mean(axis=0))) for k, tier in enumerate(tune.tiers)}
+    tiered = np.asarray([per_tier[test.tiers[t]] for t in test.tier_index[questions]], dtype=np.int64)
+    return [
+        _trace(test, TUNED_FIXED, seed, questions, fixed, tuned[questions, fixed], True),
+        _trace(test, TUNED_PER_TIER, seed, questions, tiered, tuned[questions, tiered], True),
     ]
 
 

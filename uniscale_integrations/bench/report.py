@@ -130,6 +130,8 @@ def _goal_note(goal: dict[str, Any]) -> str:
         return (
             f"hull AIQ {_ms(detail['hull_aiq'], 4)}; {100 * share:.0f}% of UniScale's sweep points lie above the hull"
         )
+    if goal["goal"] == "P1" and "tuned_references" in detail:
+        return "; ".join(f"{name} {value:.3f}" for name, value in detail["tuned_references"].items())
     if goal["goal"] == "P1" and "rivals_aiq" in detail:
         return "rivals' AIQ: " + ", ".join(f"{name} {value:.4f}" for name, value in detail["rivals_aiq"].items())
     if goal["goal"] == "P2":
