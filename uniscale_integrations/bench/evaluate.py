@@ -491,6 +491,7 @@ def _frontier(
     saving: list[float] = []
     saving_at: list[float] = []
     oracle_saving: list[float] = []
+    prior_saving: list[float] = []
     above: list[float] = []
     for i, _ in enumerate(seeds):
         fixed = np.asarray([fp[i] for fp in fixed_points])
@@ -511,6 +512,9 @@ def _frontier(
         saving_at.append(settings.sweep[found[1]] if found else math.nan)
         ceiling = saving_at_iso_quality(routers[ORACLE], strong, settings.iso_tolerance)
         oracle_saving.append(ceiling[0] if ceiling else math.nan)
+        if UNISCALE_PRIOR in routers:
+            found = saving_at_iso_quality(routers[UNISCALE_PRIOR], strong, settings.iso_tolerance)
+            prior_saving.append(found[0] if found else math.nan)
         above.append(share_above(routers[UNISCALE], fixed))
     mean_points = {name: np.mean(np.asarray(pts), axis=1).tolist() for name, pts in points.items()}
     fixed_mean = np.mean(np.asarray(fixed_points), axis=1)
@@ -525,6 +529,8 @@ def _frontier(
         "most_accurate_config": str(test.configs[strong_config]),
         "saving": mean_spread(saving),
         "saving_found": int(np.isfinite(saving).sum()),
+        "prior_saving": mean_spread(prior_saving) if prior_saving else (math.nan, math.nan),
+        "prior_saving_found": int(np.isfinite(prior_saving).sum()),
         "oracle_saving": mean_spread(oracle_saving),
         "saving_cost_weight": [float(w) for w in saving_at],
         "share_above_hull": mean_spread(above),
@@ -749,6 +755,8 @@ def goals(results: BenchResults, settings: BenchSettings) -> list[dict[str, Any]
             "measured": saving,
             "detail": {
                 "seeds_with_a_qualifying_point": frontier["saving_found"],
+                "with_prior": frontier["prior_saving"],
+                "with_prior_found": frontier["prior_saving_found"],
                 "of": frontier["seeds"],
                 "oracle_saving": frontier["oracle_saving"],
             },

@@ -137,7 +137,9 @@ def _goal_note(goal: dict[str, Any]) -> str:
     if goal["goal"] == "P2":
         return (
             f"a UniScale point within the tolerance on {detail['seeds_with_a_qualifying_point']} of {detail['of']} "
-            f"seeds; the Oracle's saving at the same accuracy: {_ms(detail['oracle_saving'], 1, percent=True)}"
+            f"seeds; the Oracle's saving at the same accuracy: {_ms(detail['oracle_saving'], 1, percent=True)}; "
+            f"UniScale + prior: {_ms(detail['with_prior'], 1, percent=True)} "
+            f"({detail['with_prior_found']} of {detail['of']} seeds)"
         )
     if goal["goal"] == "P3" and detail.get("other_tts_only"):
         others = ", ".join(f"{name}: {gain:+.1f}%" for name, gain in detail["other_tts_only"].items())
