@@ -10,7 +10,12 @@ Every representation re-encodes the table's questions (``OutcomeTable.with_conte
 - ``random-k``: the engine's seeded orthonormal random projection to k dimensions (k = 8 is the default);
 - ``pca-k``: a PCA of the embeddings fitted on the tuning split's questions;
 - ``full-384``: the whole embedding (timed on a short stream only: LinUCB's d = dz x 389 is too wide to
-  replay 1,000 queries in a benchmark's time; its per-step cost is reported instead).
+  replay 1,000 queries in a benchmark's time; its per-step cost is reported instead);
+- ``... + S log-likelihood``: a signal known before generation, S's mean log-likelihood per token of the
+  question (one prefill, charged in eFLOPs: the table reports its share of S/qp1/cp1's mean eFLOPs).
+
+Results are cached per representation in ``benchmarks/results/context_study.json`` (a rerun computes
+only what is missing).
 
 For each, UniScale is replayed on the tuning split (5 seeds x 1,000 queries, each of the 62 questions
 about 16 times) at every exploration weight of the bench, in both modes; the table gives the best mean
@@ -20,6 +25,7 @@ at the test split. It replaces the "Context study (tuning split)" section of ``b
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -31,6 +37,7 @@ from uniscale_integrations.bench.evaluate import BenchSettings, tune_alpha
 from uniscale_integrations.bench.replay import BEST_FIXED, BEST_PER_TIER, UNISCALE, PolicySpec, replay, uniscale
 from uniscale_integrations.features.encoder import MiniLMEmbedder, cheap_features
 from uniscale_integrations.outcomes import default_table_path, load_table
+from uniscale_integrations.reward.cost import Usage
 from uniscale_integrations.reward.weights import RewardWeights
 
 ROOT = Path(__file__).resolve().parent
@@ -52,6 +59,31 @@ def representations(embeddings: np.ndarray, tune_mask: np.ndarray) -> dict[str, 
     return out
 
 
+def _prefill(tokens: int) -> Usage:
+    """One forward pass over ``tokens`` prompt tokens, each attending to those before it."""
+    return Usage(prompt_tokens=tokens, tokens_processed=tokens, forward_passes=1, kv_reads=tokens * (tokens + 1) // 2)
+
+
+def question_log_likelihood(texts: list[str]) -> tuple[np.ndarray, float]:
+    """S's mean log-likelihood per token of each text (one prefill each), and the prefills' mean eFLOPs."""
+    import torch
+
+    from uniscale_integrations.models import ModelRegistry, load_model
+    from uniscale_integrations.reward.cost import CostModel
+
+    loaded = load_model(ModelRegistry.default()["S"], device="cpu")
+    cost = CostModel.for_device("cpu")
+    values, eflops = [], []
+    with torch.inference_mode():
+        for text in texts:
+            ids = loaded.tokenizer(text, return_tensors="pt").input_ids
+            logits = loaded.model(ids).logits[0, :-1].float()
+            picked = torch.log_softmax(logits, dim=-1).gather(1, ids[0, 1:, None])
+            values.append(float(picked.mean()))
+            eflops.append(cost.eflops(loaded.spec, _prefill(ids.shape[1])))
+    return np.asarray(values), float(np.mean(eflops))
+
+
 def main() -> None:
     table = load_table(default_table_path())
     texts = [q.text for q in table.questions]
@@ -59,9 +91,22 @@ def main() -> None:
     cheap = np.asarray([cheap_features(t) for t in texts])
     tune_mask = np.asarray([q.split == "tune" for q in table.questions])
     settings = BenchSettings()
+    cache_path = ROOT / "results" / "context_study.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    candidates = representations(embeddings, tune_mask)
+    loglik, loglik_eflops = question_log_likelihood(texts)
+    signal = np.clip(-loglik / 10.0, 0.0, 1.0)[:, None]  # mean NLL per token, scaled into [0, 1]
+    for k in (8, 16):
+        candidates[f"random-{k} + S log-likelihood"] = np.hstack([candidates[f"random-{k}"], signal])
+    s_eflops = float(
+        table.subset("tune").array("eflops")[:, [str(c) for c in table.configs].index("S/qp1/cp1/bs1")].mean()
+    )
     rows = []
     with threadpool_limits(limits=1, user_api="blas"):
-        for name, projected in representations(embeddings, tune_mask).items():
+        for name, projected in candidates.items():
+            if name in cache:
+                rows.append(tuple(cache[name]))
+                continue
             contexts = np.hstack([np.ones((len(texts), 1)), projected, cheap])
             contexts /= np.linalg.norm(contexts, axis=1, keepdims=True)
             tune = table.with_contexts(contexts).subset("tune")
@@ -70,6 +115,8 @@ def main() -> None:
                 spec = PolicySpec(UNISCALE, uniscale(0.5))
                 replay(tune, [spec], RewardWeights.preset("cost-sensitive"), seeds=[0], length=50, hindsight=False)
                 rows.append((name, contexts.shape[1], None, (time.perf_counter() - started) / 50))
+                cache[name] = rows[-1]
+                cache_path.write_text(json.dumps(cache, indent=1))
                 continue
             best = {}
             for mode in MODES:
@@ -77,6 +124,8 @@ def main() -> None:
                 alpha, scores = tune_alpha(tune, weights, settings)
                 best[mode] = (alpha, scores[f"{alpha:g}"])
             rows.append((name, contexts.shape[1], best, None))
+            cache[name] = rows[-1]
+            cache_path.write_text(json.dumps(cache, indent=1))
             print(name, best, flush=True)
     references = {}
     tune = table.subset("tune")
@@ -92,7 +141,8 @@ def main() -> None:
         + "; ".join(f"{m} {references[m][0]:.3f}" for m in MODES)
         + ", best config per tier "
         + "; ".join(f"{m} {references[m][1]:.3f}" for m in MODES)
-        + ".",
+        + f". S's question log-likelihood costs {loglik_eflops:.3g} eFLOPs per query, "
+        f"{100 * loglik_eflops / s_eflops:.1f}% of S/qp1/cp1's mean on the tuning split.",
         "",
         "| context | numbers (dc) | cost-sensitive: reward (alpha) | quality-first: reward (alpha) | sum |",
         "|---|---|---|---|---|",
