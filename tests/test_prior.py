@@ -48,7 +48,10 @@ def test_only_the_spaces_configurations_take_evidence_and_bad_priors_are_refused
     assert engine.bandit.n_updates == tune.n_questions * 2
     with pytest.raises(ValueError, match="prior must be a Prior, 'default' or None"):
         UniScale.from_defaults(prior="tuned")
-    narrow = Prior.of_table(tune, RewardWeights.preset("cost-sensitive"))  # the table's 13-d contexts
-    assert narrow.contexts.shape[1] == 13
+    narrow = Prior.of_table(tune, RewardWeights.preset("cost-sensitive"))  # the table's own contexts
+    assert narrow.contexts.shape[1] == tune.contexts.shape[1] == 21
     with pytest.raises(ValueError, match="rewards"):
         Prior("bad", narrow.contexts, narrow.configs, narrow.rewards[:, :3])
+    other_encoder = Prior("8-d", narrow.contexts[:, :13], narrow.configs, narrow.rewards)
+    with pytest.raises(ValueError, match="contexts of 13 numbers but this engine's encoder makes 21"):
+        UniScale.from_defaults(prior=other_encoder, **GRID)

@@ -37,11 +37,11 @@ class PCAEncoder(QueryEncoder):
 
 
 def test_the_representation_is_named_after_the_encoder_settings() -> None:
-    assert QueryEncoder().representation == "minilm-l6/random8/seed0+cheap4"
+    assert QueryEncoder().representation == "minilm-l6/random16/seed0+cheap4"
     assert QueryEncoder(MiniLMEmbedder(), dim=16, seed=3).representation == "minilm-l6/random16/seed3+cheap4"
     assert QueryEncoder(dim=0).representation == "minilm-l6/none+cheap4"
     assert QueryEncoder(HashEmbedder(), dim=8).representation == "HashEmbedder32/random8/seed0+cheap4"
-    assert PCAEncoder().representation == "minilm-l6/pca8/seed0+cheap4"
+    assert PCAEncoder().representation == "minilm-l6/pca16/seed0+cheap4"
 
 
 @pytest.mark.parametrize("query", ["What is 2 + 2?", '[{"role": "user", "content": "hi"}]', CHAT])
@@ -100,11 +100,11 @@ def test_refit_reencodes_every_logged_query_with_the_new_encoder(tmp_path: Path)
         _learn(engine, queries)
         pending = engine.run("Left without feedback: what is 1 + 1?")
 
-    wider = QueryEncoder(real_encoder().embedder, dim=16)
+    wider = QueryEncoder(real_encoder().embedder, dim=32)
     with pytest.raises(StoreRepresentationError, match="refit_representation=True"):
         make_engine(SQLiteStore(path, keep_queries=True), encoder=wider)
     with make_engine(SQLiteStore(path, keep_queries=True), encoder=wider, refit_representation=True) as engine:
-        assert _meta(path) == "minilm-l6/random16/seed0+cheap4"
+        assert _meta(path) == "minilm-l6/random32/seed0+cheap4"
         assert engine.bandit.dim == engine.space.features().shape[1] * wider.context_dim
         assert engine.bandit.n_updates == len(queries)
         assert state_hash(engine.bandit) == state_hash(engine.rebuild())  # no stale snapshot was resumed

@@ -46,8 +46,11 @@ def plot_frontier(results: BenchResults, path: Path) -> Path:
     ax.plot(hull[:, 0], hull[:, 1], "k--", lw=1, label="hull of single configs")
     styles = {
         "UniScale": ("tab:red", "o-"),
-        "Greedy": ("tab:blue", "^:"),
+        "UniScale + prior": ("tab:pink", "o-"),
         "kNN": ("tab:green", "v:"),
+        "offline router": ("tab:blue", "^:"),
+        "BEST-Route": ("tab:cyan", "s:"),
+        "cascade": ("tab:brown", "d:"),
         "Oracle": ("tab:gray", "*:"),
     }
     for name, points in frontier["points"].items():
@@ -61,7 +64,7 @@ def plot_frontier(results: BenchResults, path: Path) -> Path:
             color=color,
             ms=5,
             lw=1.2 if name == "UniScale" else 0.8,
-            label=f"{name} (w3 sweep)",
+            label=f"{name} ({'its own knob' if name in ('BEST-Route', 'cascade') else 'w3 sweep'})",
         )
     random = frontier["random"]
     ax.scatter(random[0], random[1], marker="D", color="tab:orange", label="Random", zorder=3)

@@ -16,6 +16,7 @@ are computed from the table, not run as policies: no online policy could follow 
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -296,12 +297,15 @@ def warmed_uniscale(
 ) -> Callable[[PolicyContext], Policy]:
     """UniScale started from ``prior`` (:mod:`~uniscale_integrations.policy.prior`) over ``table``'s configurations."""
     space = ConfigSpace(table.configs)
+    warmed: dict[int, LinUCBPolicy] = {}  # by dimension: the prior is applied once, then copied per stream
 
     def make(context: PolicyContext) -> Policy:
-        policy = LinUCBPolicy(LinUCB(context.dim, alpha=alpha, gamma=gamma), name=name)
-        for features, arm, reward in prior.evidence(space, table.action_features):
-            policy.update(features, arm, reward)
-        return policy
+        if context.dim not in warmed:
+            policy = LinUCBPolicy(LinUCB(context.dim, alpha=alpha, gamma=gamma), name=name)
+            for features, arm, reward in prior.evidence(space, table.action_features):
+                policy.update(features, arm, reward)
+            warmed[context.dim] = policy
+        return copy.deepcopy(warmed[context.dim])
 
     return make
 

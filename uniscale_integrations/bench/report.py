@@ -113,16 +113,19 @@ def _goal_value(goal: dict[str, Any]) -> str:
         return f"{measured[0]:+.1f}%"
     if "gap" in goal["what"]:
         return f"{measured[0]:.2f}" if math.isfinite(measured[0]) else "n/a (no gap: best fixed = best per tier)"
+    if "mean reward" in goal["what"]:
+        return _ms(measured, 3)
     return _ms(measured, 4 if "AIQ" in goal["what"] else 1)
 
 
 def _goal_note(goal: dict[str, Any]) -> str:
     detail = goal.get("detail", {})
     if goal["goal"] == "P1" and "uniscale_reward" in detail:
-        return f"mean reward: UniScale {detail['uniscale_reward']:.3f}, best fixed {detail['best_fixed_reward']:.3f}"
+        reward, best = detail["uniscale_reward"], detail["best_fixed_reward"]
+        return f"mean reward: {detail['name']} {reward:.3f}, best fixed {best:.3f}"
     if goal["goal"] == "P1" and "per_tier" in detail:
         return (
-            f"reward: UniScale {detail['uniscale']:.3f}, best fixed {detail['best_fixed']:.3f}, "
+            f"reward: {detail['name']} {detail['uniscale']:.3f}, best fixed {detail['best_fixed']:.3f}, "
             f"best per tier {detail['per_tier']:.3f}"
         )
     if goal["goal"] == "P1" and "hull_aiq" in detail:

