@@ -34,7 +34,7 @@ import torch
 from uniscale_integrations.backends.base import Row as BaseRow
 from uniscale_integrations.backends.base import SamplingParams, Session
 from uniscale_integrations.backends.hf.runners import Backend, Weights, make_runner
-from uniscale_integrations.backends.hf.sampling import mix, row_stream, sample_tokens, uniform
+from uniscale_integrations.backends.hf.sampling import mix, row_stream, sample_tokens, tokens_starting_with, uniform
 from uniscale_integrations.backends.hf.stops import cut_at_stop, decode, ends_answer_line, ends_in_loop, eos_ids
 from uniscale_integrations.reward.cost import Usage
 
@@ -205,6 +205,8 @@ class DecodeSession(Session):
 
     def _sample(self, count: int) -> None:
         """Sample the next token of the ``count`` running rows (slots ``0 .. count - 1``)."""
+        if self.params.forbid_first:
+            self._forbid_first(count)
         uniforms = None
         if self.params.temperature != 0:
             rows = [self.rows[self._slot_rows[slot]] for slot in range(count)]
@@ -224,6 +226,14 @@ class DecodeSession(Session):
             row._pending = True
             self._update_status(row, token)
         self.usage += Usage(completion_tokens=count)
+
+    def _forbid_first(self, count: int) -> None:
+        """Rows about to sample their first token may not start with ``params.forbid_first``."""
+        first = [slot for slot in range(count) if not self.rows[self._slot_rows[slot]].token_ids]
+        if first:
+            banned = torch.tensor(tokens_starting_with(self.tokenizer, self.params.forbid_first), dtype=torch.long)
+            rows = torch.tensor(first, dtype=torch.long)
+            self._logits[rows.unsqueeze(1), banned.to(self._logits.device).unsqueeze(0)] = float("-inf")
 
     def _update_status(self, row: Row, token: int) -> None:
         if token in self._eos:

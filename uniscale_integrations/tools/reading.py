@@ -1,0 +1,133 @@
+"""Reading a candidate's text against what its call asked for: tool calls checked against their tools and
+``tool_choice``, a JSON value checked against its schema. A reply that fails is refused with the reason
+(it casts no vote); nothing here raises on what a model wrote.
+
+>>> from uniscale_integrations.tools.specs import Tool
+>>> add = Tool("add", parameters={"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]})
+>>> asked = Asked(tools=(add,), tool_choice="auto")
+>>> reply = read_reply('<tool_call>\\n{"name": "add", "arguments": {"a": "4"}}\\n</tool_call>', asked, HERMES)
+>>> reply.tool_calls[0].arguments
+{'a': 4}
+>>> read_reply('{"name": "add", "arguments": {}}', asked, HERMES).problem
+"add: 'a' is a required property"
+>>> read_reply("It is 4.", asked, HERMES).content
+'It is 4.'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from uniscale_integrations.tools.calls import Reply, ToolCall
+from uniscale_integrations.tools.formats import HERMES, MalformedCallError, ToolFormat
+from uniscale_integrations.tools.specs import ResponseFormat, Tool
+
+_FENCE = re.compile(r"^```[A-Za-z]*\s*\n?(.*?)\s*```", re.DOTALL)
+
+__all__ = ["HERMES", "Asked", "read_reply", "schema_problem"]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a call asks a reply to be (see :class:`~uniscale_integrations.options.RunOptions`)."""
+
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormat | None = None
+    answered: Collection[str] = ()
+    """Keys of the calls the conversation's last turn made and got results for: a reply that only makes
+    them again is an echo (small models loop so), refused."""
+
+    @property
+    def calls_tools(self) -> bool:
+        """Whether the reply may (or must) call a tool."""
+        return bool(self.tools) and self.tool_choice != "none"
+
+    @property
+    def structured(self) -> bool:
+        """Whether the reply is read for more than text."""
+        return self.calls_tools or self.response_format is not None
+
+    def prefill(self, fmt: ToolFormat | None) -> str:
+        """The start of the reply written for the model: a forced call's opening, or ``{"`` of a JSON object."""
+        if self.calls_tools and fmt is not None:
+            return fmt.prefill(self.tool_choice)
+        if self.response_format is not None and self.response_format.object_root and not self.calls_tools:
+            return '{"'
+        return ""
+
+
+def read_reply(text: str, asked: Asked, fmt: ToolFormat | None) -> Reply:
+    """``text`` (the prefill and what the model wrote after it) read as ``asked`` says."""
+    if asked.calls_tools and fmt is not None:
+        try:
+            raw, content = fmt.calls(text, asked.tools)
+        except MalformedCallError as exc:
+            return Reply(content=text, problem=str(exc))
+        if raw:
+            return _calls_reply(raw, content, text, asked)
+        if asked.tool_choice != "auto":
+            return Reply(content=text, problem=f"no tool call, though tool_choice is {asked.tool_choice!r}")
+        text = content
+    if asked.response_format is not None:
+        return _json_reply(text, asked.response_format)
+    return Reply(content=text.strip())
+
+
+def schema_problem(value: Any, schema: Any) -> str | None:
+    """Why ``value`` breaks the JSON ``schema`` (its most relevant error), or ``None``."""
+    from jsonschema import exceptions, validators
+
+    validator = validators.validator_for(schema)(schema)
+    error = exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def _calls_reply(raw: list[dict[str, Any]], content: str, text: str, asked: Asked) -> Reply:
+    tools = {tool.name: tool for tool in asked.tools}
+    calls = []
+    for call in raw:
+        name, arguments = call["name"], call["arguments"]
+        if name not in tools:
+            return Reply(content=text, problem=f"calls an unknown tool {name!r} (the tools are: {', '.join(tools)})")
+        if asked.tool_choice not in ("auto", "required") and name != asked.tool_choice:
+            return Reply(content=text, problem=f"calls {name!r}, though tool_choice is {asked.tool_choice!r}")
+        if not isinstance(arguments, dict):
+            return Reply(
+                content=text, problem=f"{name}: the arguments are not an object: {json.dumps(arguments)[:200]}"
+            )
+        problem = schema_problem(arguments, tools[name].argument_schema())
+        if problem is not None:
+            return Reply(content=text, problem=f"{name}: {problem}")
+        calls.append(ToolCall(name, arguments))
+    distinct = list({call.key: call for call in calls}.values())
+    if not asked.parallel_tool_calls:
+        distinct = distinct[:1]
+    if asked.answered and {call.key for call in distinct} <= set(asked.answered):
+        return Reply(content=text, problem="makes again the call(s) whose results it was just given")
+    return Reply(content=content, tool_calls=tuple(distinct))
+
+
+def _json_reply(text: str, response_format: ResponseFormat) -> Reply:
+    body = text.strip()
+    fenced = _FENCE.match(body)
+    body = fenced.group(1) if fenced else body
+    try:
+        value, _ = json.JSONDecoder().raw_decode(body)
+    except json.JSONDecodeError as exc:
+        return Reply(content=text, problem=f"the reply is not JSON: {exc}")
+    if response_format.object_root and not isinstance(value, dict):
+        return Reply(content=text, problem=f"the reply is a JSON {type(value).__name__}, not an object")
+    schema = response_format.plain_schema()
+    problem = None if schema is None else schema_problem(value, schema)
+    if problem is not None:
+        return Reply(content=text, problem=f"the reply breaks its schema: {problem}")
+    return Reply(content=json.dumps(value, ensure_ascii=False), data=value)
