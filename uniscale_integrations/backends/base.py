@@ -43,8 +43,10 @@ class SamplingParams:
     step_delimiter: str | None = None
     """Where a step ends: a row waits there (``"step_done"``) until :meth:`Session.resume`; ``None``: no steps."""
     forbid_first: tuple[str, ...] = ()
-    """Texts a row's first token may not start with (a reply that must be text may not open a tool call);
-    honoured where the backend has the vocabulary (in process)."""
+    """Texts a row's first token may not start with (a reply that must be text may not open a tool call)."""
+    begin_with: tuple[str, ...] = ()
+    """Texts one of which a row writes first (a forced call's tool, among the tools' names). This and
+    :attr:`forbid_first` are honoured where the backend has the vocabulary (in process)."""
 
     def __post_init__(self) -> None:
         positive_int("max_new_tokens", self.max_new_tokens)

@@ -224,7 +224,7 @@ class Executor:
         if self.system_prompt is not None:
             messages = with_system_prompt(messages, self.system_prompt)
         tools = [tool.openai() for tool in asked.tools] if asked.calls_tools else None
-        prefill = asked.prefill(generator.tool_format)
+        prefill, _ = asked.opening(generator.tool_format)
         variants = question_variants(messages, qp, reply_instruction(asked, self.instruction))
         return [(generator.render(chat, tools) if tools else generator.render(chat)) + prefill for chat in variants]
 
@@ -251,7 +251,7 @@ class Executor:
         fmt = generator.tool_format
         prompts = self._prompts(generator, messages, config.qp, asked)
         question = messages[last_user_index(messages)]["content"]
-        prefill = asked.prefill(fmt)
+        prefill, begin_with = asked.opening(fmt)
         read = (lambda text: read_reply(prefill + text, asked, fmt)) if asked.structured else None
         search = _Search(self, generator, config, question, list(listeners), options.budget, started, read)
         sampled = config.cp > 1 or config.bs > 1
@@ -267,6 +267,7 @@ class Executor:
             stop_at_answer=self.stop_at_answer and not asked.structured,
             stop_on_loop=self.stop_on_loop,
             forbid_first=fmt.openings if fmt is not None and asked.tools and not asked.structured else (),
+            begin_with=begin_with,
         )
         try:
             paths, usage = search.run(prompts, params)
@@ -280,7 +281,7 @@ class Executor:
             raise RuntimeError(f"{config}: the search finished no path")
         score = answer_score(paths, winner)
         reply = winner.reply
-        text = reply.content if reply is not None and not winner.refused else winner.text
+        text = reply.content if reply is not None else winner.text
         execution = Execution(
             config=config,
             answer=text if reply is not None or self.meaning is not None or winner.answer is None else winner.answer,

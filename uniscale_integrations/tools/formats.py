@@ -19,6 +19,7 @@ from typing import Any
 from uniscale_integrations.tools.specs import Tool
 
 _FENCE = re.compile(r"^```[A-Za-z]*\s*\n?(.*?)\s*```\s*$", re.DOTALL)
+_FENCES = re.compile(r"```[A-Za-z]*\s*\n?(.*?)\s*```", re.DOTALL)
 _CALL_START = re.compile(r'^\[?\s*\{\s*"name"\s*:')
 
 
@@ -38,14 +39,18 @@ class ToolFormat:
     openings: tuple[str, ...]
     """What a reply that starts a call begins with: a reply that must be text may not start so."""
 
-    def prefill(self, choice: str | None) -> str:
-        """The start of the reply written for the model: a call, when ``choice`` requires one (``"required"`` or
-        a tool's name), else nothing."""
+    def opening(self, choice: str | None, tools: Sequence[Tool]) -> tuple[str, tuple[str, ...]]:
+        """The start of the reply written for the model, and the texts one of which the model must write next:
+        when ``choice`` requires a call (``"required"`` or a tool's name) the call's opening up to its arguments,
+        with the tool's name written for the model (one tool) or chosen among the tools' names (several);
+        else nothing."""
         if choice is None or choice in ("auto", "none"):
-            return ""
-        if choice == "required":
-            return f'{self.open}\n{{"name": "'
-        return f'{self.open}\n{{"name": {json.dumps(choice)}, "arguments": '
+            return "", ()
+        head = f'{self.open}\n{{"name": '
+        if choice == "required" and len(tools) > 1:
+            return head + '"', tuple(f'{tool.name}", "arguments": {_arguments_opening(tool)}' for tool in tools)
+        tool = tools[0] if choice == "required" else next(t for t in tools if t.name == choice)
+        return f'{head}{json.dumps(tool.name)}, "arguments": {_arguments_opening(tool)}', ()
 
     def calls(self, text: str, tools: Sequence[Tool]) -> tuple[list[dict[str, Any]], str]:
         """The calls ``text`` makes (``{"name", "arguments"}``, arguments cast by their tool's schema) and its
@@ -53,10 +58,11 @@ class ToolFormat:
         from transformers.utils.chat_parsing import parse_response
 
         if self.open not in text:
-            bare = _bare_calls(text, {tool.name for tool in tools})
+            bare, rest = _bare_calls(text, {tool.name for tool in tools})
             if not bare:
-                return [], text.strip()
-            text = "".join(f"{self.open}\n{json.dumps(call, ensure_ascii=False)}\n{self.close}" for call in bare)
+                return [], rest
+            tagged = (f"{self.open}\n{json.dumps(call, ensure_ascii=False)}\n{self.close}" for call in bare)
+            text = rest + "".join(tagged)
         try:
             message = parse_response(text, dict(self.response_template), prefix="", tools=[t.openai() for t in tools])
         except (ValueError, KeyError, TypeError) as exc:
@@ -70,23 +76,42 @@ class ToolFormat:
         return calls, str(message.get("content") or "").strip()
 
 
-def _bare_calls(text: str, names: set[str]) -> list[dict[str, Any]]:
-    """The call objects that make up all of ``text``, bare or in one code fence (none when ``text`` is not
-    made of call objects: ``{"name": ..., "arguments": ...}``, or any object whose ``name`` is a tool's);
-    :class:`MalformedCallError` when it opens like one but cannot be read (cut at the token limit)."""
+def _arguments_opening(tool: Tool) -> str:
+    """How a call's arguments start: ``{`` (the model writes them), or ``{}}`` for a tool that takes none."""
+    return "{" if tool.parameters.get("properties") else "{}}"
+
+
+def _bare_calls(text: str, names: set[str]) -> tuple[list[dict[str, Any]], str]:
+    """The call objects written without the format's tags, and the text around them: either all of ``text``
+    (bare, or in one code fence) is call objects (``{"name": ..., "arguments": ...}``, or objects whose
+    ``name`` is a tool's), or one code fence amid prose holds calls of known tools. :class:`MalformedCallError`
+    when the whole text opens like a call but cannot be read (cut at the token limit)."""
     body = text.strip()
     fenced = _FENCE.match(body)
-    body = fenced.group(1) if fenced else body
-    if not _CALL_START.match(body):
-        return []
+    whole = fenced.group(1) if fenced else body
+    if _CALL_START.match(whole):
+        calls = _call_objects(whole, names)
+        if calls is None:
+            raise MalformedCallError("the tool call cannot be read (cut short, or not JSON)")
+        return calls, ""
+    for block in _FENCES.finditer(body):
+        calls = _call_objects(block.group(1), names) if _CALL_START.match(block.group(1)) else None
+        if calls and all(call["name"] in names for call in calls):
+            return calls, (body[: block.start()] + body[block.end() :]).strip()
+    return [], body
+
+
+def _call_objects(body: str, names: set[str]) -> list[dict[str, Any]] | None:
+    """The call objects ``body`` is made of (JSON objects or lists of them, one after another); ``[]`` when one
+    is not call-shaped, ``None`` when the JSON cannot be read."""
     decoder = json.JSONDecoder()
     calls: list[dict[str, Any]] = []
     position = 0
     while position < len(body):
         try:
             value, position = decoder.raw_decode(body, position)
-        except json.JSONDecodeError as exc:
-            raise MalformedCallError(f"the tool call cannot be read: {exc}") from None
+        except json.JSONDecodeError:
+            return None
         values = value if isinstance(value, list) else [value]
         if not all(_call_shaped(v, names) for v in values):
             return []

@@ -53,17 +53,18 @@ class Asked:
         """Whether the reply is read for more than text."""
         return self.calls_tools or self.response_format is not None
 
-    def prefill(self, fmt: ToolFormat | None) -> str:
-        """The start of the reply written for the model: a forced call's opening, or ``{"`` of a JSON object."""
+    def opening(self, fmt: ToolFormat | None) -> tuple[str, tuple[str, ...]]:
+        """The start of the reply written for the model (a forced call's opening, or ``{"`` of a JSON object),
+        and the texts one of which must follow it (:meth:`ToolFormat.opening`)."""
         if self.calls_tools and fmt is not None:
-            return fmt.prefill(self.tool_choice)
+            return fmt.opening(self.tool_choice, self.tools)
         if self.response_format is not None and self.response_format.object_root and not self.calls_tools:
-            return '{"'
-        return ""
+            return '{"', ()
+        return "", ()
 
 
 def read_reply(text: str, asked: Asked, fmt: ToolFormat | None) -> Reply:
-    """``text`` (the prefill and what the model wrote after it) read as ``asked`` says."""
+    """``text`` (the opening written for the model and what it wrote after it) read as ``asked`` says."""
     if asked.calls_tools and fmt is not None:
         try:
             raw, content = fmt.calls(text, asked.tools)
