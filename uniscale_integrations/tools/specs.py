@@ -136,17 +136,18 @@ class ResponseFormat:
 
 
 def checked_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ...]:
-    """The tools of a call, each checked, their names distinct."""
+    """The tools of a call, each checked; a tool given twice (a pydantic class and its JSON schema: equal but
+    for titles) is kept once, two different tools of one name are refused."""
     if tools is None:
         return ()
     if isinstance(tools, str | Mapping) or not isinstance(tools, Sequence):
         raise InvalidOptionError("tools", f"tools must be a sequence of tools, got {type(tools).__name__}")
-    checked = tuple(Tool.of(tool) for tool in tools)
-    names = [tool.name for tool in checked]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise InvalidOptionError("tools", f"tool names must be distinct; repeated: {', '.join(repeated)}")
-    return checked
+    by_name: dict[str, Tool] = {}
+    for tool in map(Tool.of, tools):
+        first = by_name.setdefault(tool.name, tool)
+        if _untitled(first.openai()) != _untitled(tool.openai()):
+            raise InvalidOptionError("tools", f"two different tools are named {tool.name!r}")
+    return tuple(by_name.values())
 
 
 def checked_tool_choice(choice: object, tools: Sequence[Tool]) -> str | None:
@@ -176,6 +177,15 @@ def checked_tool_choice(choice: object, tools: Sequence[Tool]) -> str | None:
         return choice
     names = ", ".join(tool.name for tool in tools)
     raise InvalidOptionError("tool_choice", f"tool_choice names no tool given: {choice!r} (the tools are: {names})")
+
+
+def _untitled(value: Any) -> Any:
+    """JSON-like data without its ``title`` keys (which name a schema, and change nothing it accepts)."""
+    if isinstance(value, Mapping):
+        return {key: _untitled(item) for key, item in value.items() if not (key == "title" and isinstance(item, str))}
+    if isinstance(value, list):
+        return [_untitled(item) for item in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
