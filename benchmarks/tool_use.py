@@ -8,9 +8,10 @@ parentheses),
 half are weekdays (``calendar_arithmetic``: the weekday of a date, or of a date some days away). The model is
 given two tools, ``calculator(expression)`` and ``weekday(date, offset_days)``, with ``tool_choice="auto"``:
 
-1. it is asked the question: its first **call** is right when running it gives the reference answer;
-2. the calls' results are sent back, and again while it makes new calls (at most :data:`TURNS` turns in all): the
-   **final answer** is its last reply, right when it states the reference (a weekday: names it and no other).
+1. it is asked the question: its (first) **call** is right when running it gives the reference answer;
+2. the calls' results are sent back with ``tool_choice="none"``: the **final answer** is its reply, right when it
+   states the reference (a weekday: names it and no other weekday). A turn-1 reply without a call is the final
+   answer.
 
 Both turns run the same configuration, M/qp1/cp1/bs1 (greedy) or M/qp1/cp4/bs1 (four samples at T = 0.7, voting
 on the pair (tool, canonical arguments) after dropping the calls that break their tool's schema). eFLOPs are
@@ -40,7 +41,6 @@ from uniscale_integrations.options import RunOptions
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "results" / "tool_use" / "runs.jsonl"
 CONFIGS = ("M/qp1/cp1/bs1", "M/qp1/cp4/bs1")
-TURNS = 3
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 TOOLS = [
     {
@@ -147,42 +147,33 @@ def right(question: Question, text: str) -> bool:
 
 
 def run_one(executor: Any, question: Question, config: str, max_new_tokens: int) -> dict[str, Any]:
-    """The turns of one question on one configuration: calls answered with their results until a text reply."""
+    """Both turns of one question on one configuration."""
     options = RunOptions(tools=TOOLS, seed=sum(map(ord, question.id)), max_new_tokens=max_new_tokens)
     chat: list[dict[str, Any]] = [{"role": "user", "content": question.text}]
     started = time.perf_counter()
-    turns: list[dict[str, Any]] = []
-    for _ in range(TURNS):
-        execution = executor.execute(chat, Config.parse(config), options)
-        calls = list(execution.reply.tool_calls) if execution.reply is not None else []
-        results = [RUN[call.name](**call.arguments) for call in calls]
-        turns.append(
-            {
-                "calls": [[call.name, call.arguments] for call in calls],
-                "results": results,
-                "text": execution.text,
-                "refused": sum(p.refused for p in execution.paths),
-                "paths": len(execution.paths),
-                "eflops": execution.eflops,
-            }
-        )
-        if not calls:
-            break
-        chat.append({"role": "assistant", "content": execution.text, "tool_calls": [c.message_form() for c in calls]})
-        chat += [{"role": "tool", "content": r, "tool_call_id": c.id} for c, r in zip(calls, results, strict=True)]
-    first = turns[0]
-    final = turns[-1]["text"] if not turns[-1]["calls"] else ""
-    return {
+    first = executor.execute(chat, Config.parse(config), options)
+    calls = list(first.reply.tool_calls) if first.reply is not None else []
+    results = [RUN[call.name](**call.arguments) for call in calls]
+    record: dict[str, Any] = {
         "question": question.id,
         "tier": question.tier,
         "config": config,
-        "turns": turns,
-        "call_right": bool(first["calls"]) and right(question, first["results"][0]),
-        "final": final,
-        "final_right": right(question, final),
-        "eflops": sum(turn["eflops"] for turn in turns),
-        "seconds": time.perf_counter() - started,
+        "calls": [[call.name, call.arguments] for call in calls],
+        "results": results,
+        "call_right": bool(calls) and right(question, results[0]),
+        "refused": sum(p.refused for p in first.paths),
+        "paths": len(first.paths),
+        "eflops": first.eflops,
+        "final": first.text,
     }
+    if calls:
+        chat.append({"role": "assistant", "content": first.text, "tool_calls": [c.message_form() for c in calls]})
+        chat += [{"role": "tool", "content": r, "tool_call_id": c.id} for c, r in zip(calls, results, strict=True)]
+        second = executor.execute(chat, Config.parse(config), options.replace(tool_choice="none"))
+        record["final"] = second.text
+        record["eflops"] += second.eflops
+    record.update(final_right=right(question, record["final"]), seconds=time.perf_counter() - started)
+    return record
 
 
 def main() -> None:
@@ -220,11 +211,11 @@ def _report(records: list[dict[str, Any]], max_new_tokens: int) -> str:
         "`calculator` tool, 25 `calendar_arithmetic` weekday questions with a `weekday(date, offset_days)` tool; "
         f'both tools offered, `tool_choice="auto"`, {max_new_tokens} new tokens per turn, CPU). A call is right '
         "when running it gives the reference answer; the final answer is the model's reply once the results are "
-        "sent back (again while it makes new calls, three turns at most). Refused paths: candidates whose call "
-        "broke its schema, named no tool given, or only repeated the call just answered. eFLOPs: all turns.",
+        'sent back (`tool_choice="none"`). Refused paths: candidates whose call could not be read, broke its '
+        "schema or named no tool given (dropped before the vote). eFLOPs: both turns.",
         "",
-        "| config | tier | questions | call right | final answer right | refused paths | turns | mean eFLOPs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| config | tier | questions | call right | final answer right | refused paths (turn 1) | mean eFLOPs |",
+        "|---|---|---|---|---|---|---|",
     ]
     for config in CONFIGS:
         for tier in ("arithmetic", "weekday", "all"):
@@ -234,9 +225,8 @@ def _report(records: list[dict[str, Any]], max_new_tokens: int) -> str:
             lines.append(
                 f"| {config} | {tier} | {len(rows)} | {mean(r['call_right'] for r in rows):.2f} "
                 f"| {mean(r['final_right'] for r in rows):.2f} "
-                f"| {sum(t['refused'] for r in rows for t in r['turns'])} of "
-                f"{sum(t['paths'] for r in rows for t in r['turns'])} "
-                f"| {mean(len(r['turns']) for r in rows):.2f} | {mean(r['eflops'] for r in rows):.3g} |"
+                f"| {sum(r['refused'] for r in rows)} of {sum(r['paths'] for r in rows)} "
+                f"| {mean(r['eflops'] for r in rows):.3g} |"
             )
     return "\n".join(lines)
 

@@ -43,7 +43,8 @@ class SamplingParams:
     step_delimiter: str | None = None
     """Where a step ends: a row waits there (``"step_done"``) until :meth:`Session.resume`; ``None``: no steps."""
     forbid_first: tuple[str, ...] = ()
-    """Texts a row's first token may not start with (a reply that must be text may not open a tool call)."""
+    """Texts a row's first token may not start with (a reply that must be text may not open a tool call, nor
+    be empty: the end-of-sequence token is refused too)."""
     begin_with: tuple[str, ...] = ()
     """Texts one of which a row writes first (a forced call's tool, among the tools' names). This and
     :attr:`forbid_first` are honoured where the backend has the vocabulary (in process)."""

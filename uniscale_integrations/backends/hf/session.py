@@ -229,12 +229,13 @@ class DecodeSession(Session):
         self.usage += Usage(completion_tokens=count)
 
     def _constrain(self, count: int) -> None:
-        """Mask the logits of the ``count`` running rows: a first token may not start with ``params.forbid_first``,
-        and a row writes one of ``params.begin_with`` (token by token, as each is tokenized alone) first."""
+        """Mask the logits of the ``count`` running rows: a first token may not start with ``params.forbid_first``
+        (nor end the row: the reply must say something), and a row writes one of ``params.begin_with`` (token by
+        token, as each is tokenized alone) first."""
         for slot in range(count):
             ids = self.rows[self._slot_rows[slot]].token_ids
             if self.params.forbid_first and not ids:
-                banned = tokens_starting_with(self.tokenizer, self.params.forbid_first)
+                banned = [*tokens_starting_with(self.tokenizer, self.params.forbid_first), *self._eos]
                 self._logits[slot, torch.tensor(banned, dtype=torch.long, device=self._logits.device)] = float("-inf")
             if self._begin_with and not any(ids[: len(seq)] == seq for seq in self._begin_with):
                 allowed = {seq[len(ids)] for seq in self._begin_with if len(seq) > len(ids) and seq[: len(ids)] == ids}
