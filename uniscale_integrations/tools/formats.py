@@ -77,7 +77,11 @@ class ToolFormat:
 
 
 def _arguments_opening(tool: Tool) -> str:
-    """How a call's arguments start: ``{`` (the model writes them), or ``{}}`` for a tool that takes none."""
+    """How a forced call's arguments start: with the first required argument's key (the model writes its value
+    and the rest), ``{`` when none is required, ``{}}`` for a tool that takes no arguments."""
+    required = tool.parameters.get("required") or ()
+    if required:
+        return f"{{{json.dumps(required[0])}: "
     return "{" if tool.parameters.get("properties") else "{}}"
 
 
