@@ -77,11 +77,13 @@ class ToolFormat:
 
 
 def _arguments_opening(tool: Tool) -> str:
-    """How a forced call's arguments start: with the first required argument's key (the model writes its value
-    and the rest), ``{`` when none is required, ``{}}`` for a tool that takes no arguments."""
+    """How a forced call's arguments start: with the first required argument's key, and a string's opening quote
+    (the model writes its value and the rest: small models otherwise leave strings unquoted), ``{`` when none is
+    required, ``{}}`` for a tool that takes no arguments."""
     required = tool.parameters.get("required") or ()
     if required:
-        return f"{{{json.dumps(required[0])}: "
+        kind = (tool.parameters.get("properties") or {}).get(required[0], {}).get("type")
+        return f"{{{json.dumps(required[0])}: " + ('"' if kind == "string" else "")
     return "{" if tool.parameters.get("properties") else "{}}"
 
 
@@ -107,7 +109,8 @@ def _bare_calls(text: str, names: set[str]) -> tuple[list[dict[str, Any]], str]:
 
 def _call_objects(body: str, names: set[str]) -> list[dict[str, Any]] | None:
     """The call objects ``body`` is made of (JSON objects or lists of them, one after another); ``[]`` when one
-    is not call-shaped, ``None`` when the JSON cannot be read."""
+    is not call-shaped, ``None`` when the JSON cannot be read. A body cut short after whole calls (a small model
+    repeating its call until the token limit) keeps those calls."""
     decoder = json.JSONDecoder()
     calls: list[dict[str, Any]] = []
     position = 0
@@ -115,7 +118,7 @@ def _call_objects(body: str, names: set[str]) -> list[dict[str, Any]] | None:
         try:
             value, position = decoder.raw_decode(body, position)
         except json.JSONDecodeError:
-            return None
+            return calls or None
         values = value if isinstance(value, list) else [value]
         if not all(_call_shaped(v, names) for v in values):
             return []
