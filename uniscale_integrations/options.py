@@ -113,7 +113,7 @@ class RunOptions:
         return dataclasses.replace(self, **changes)
 
     def asked(self, answered: Collection[str] = ()) -> Asked:
-        """What these options ask a reply to be; ``answered``: keys of the calls just answered in the chat."""
+        """What these options ask a reply to be; ``answered``: keys of the calls the chat has had answered."""
         return Asked(self.tools, self.tool_choice, self.parallel_tool_calls, self.response_format, frozenset(answered))
 
     def or_defaults(self, *, max_new_tokens: int | None = None, temperature: float | None = None) -> RunOptions:

@@ -45,16 +45,14 @@ def tool_fields(message: Mapping[str, Any], index: int) -> dict[str, Any]:
 
 
 def answered_calls(messages: Sequence[Mapping[str, Any]]) -> frozenset[str]:
-    """Keys of the calls the last assistant turn made, when only their results follow it."""
-    for message in reversed(messages):
-        if message.get("role") == "tool":
-            continue
-        if message.get("role") == "assistant" and message.get("tool_calls") and message is not messages[-1]:
-            return frozenset(
-                ToolCall(c["function"]["name"], c["function"]["arguments"]).key for c in message["tool_calls"]
-            )
-        return frozenset()
-    return frozenset()
+    """Keys of the calls the conversation has made and had answered (a ``tool`` message follows them): making one
+    again would only fetch the same result, the loop small models fall into."""
+    keys: set[str] = set()
+    for i, message in enumerate(messages):
+        answered = i + 1 < len(messages) and messages[i + 1].get("role") == "tool"
+        if message.get("role") == "assistant" and message.get("tool_calls") and answered:
+            keys.update(ToolCall(c["function"]["name"], c["function"]["arguments"]).key for c in message["tool_calls"])
+    return frozenset(keys)
 
 
 def needs(messages: Sequence[Mapping[str, Any]], asked: Asked) -> frozenset[str]:

@@ -40,8 +40,8 @@ class Asked:
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
     answered: Collection[str] = ()
-    """Keys of the calls the conversation's last turn made and got results for: a reply that only makes
-    them again is an echo (small models loop so), refused."""
+    """Keys of the calls the conversation made and got results for: a reply's calls among them are dropped (they
+    would only fetch the same results: small models loop so), and a reply that makes nothing else is refused."""
 
     @property
     def calls_tools(self) -> bool:
@@ -109,11 +109,11 @@ def _calls_reply(raw: list[dict[str, Any]], content: str, text: str, asked: Aske
         if problem is not None:
             return Reply(content=text, problem=f"{name}: {problem}")
         calls.append(ToolCall(name, arguments))
-    distinct = list({call.key: call for call in calls}.values())
+    distinct = [call for call in {call.key: call for call in calls}.values() if call.key not in asked.answered]
+    if not distinct:
+        return Reply(content=text, problem="makes again only calls whose results the conversation already holds")
     if not asked.parallel_tool_calls:
         distinct = distinct[:1]
-    if asked.answered and {call.key for call in distinct} <= set(asked.answered):
-        return Reply(content=text, problem="makes again the call(s) whose results it was just given")
     return Reply(content=content, tool_calls=tuple(distinct))
 
 
