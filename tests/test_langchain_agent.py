@@ -1,0 +1,63 @@
+"""A LangChain ``create_agent`` agent on ChatUniScale over the real offline M model: a two-step tool task (call a
+tool, then answer from its result, which the model cannot know), and feedback on the agent's run reaching every
+decision in it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import tool
+
+from uniscale_integrations import DuplicateFeedbackError, UniScale
+from uniscale_integrations.langchain import ChatUniScale, UniScaleFeedbackHandler
+
+create_agent = pytest.importorskip("langchain.agents", reason="create_agent needs langchain (dev extra)").create_agent
+
+TASK = "What is the weather today in Quenvi?"
+
+
+@tool
+def weather(city: str) -> str:
+    """Today's weather in a city."""
+    return {"Quenvi": "Sunny, 21 degrees"}.get(city, f"no weather known for {city!r}")
+
+
+@tool
+def locate(landmark: str) -> str:
+    """The city a landmark is in."""
+    return {"Zorblat Tower": "Quenvi"}.get(landmark, f"no landmark known as {landmark!r}")
+
+
+@pytest.fixture(scope="module")
+def engine() -> UniScale:
+    return UniScale.from_defaults(models=("M",), qp=(1,), cp=(1,), max_new_tokens=64, seed=0)
+
+
+def test_create_agent_completes_a_two_step_tool_task_and_feedback_reaches_every_decision(engine: UniScale) -> None:
+    llm = ChatUniScale(engine=engine, parallel_tool_calls=False)
+    agent = create_agent(llm, tools=[locate, weather])
+    feedback = UniScaleFeedbackHandler(llm)
+    run_id = uuid.uuid4()
+    state = agent.invoke(
+        {"messages": [("human", TASK)]}, config={"callbacks": [feedback], "run_id": run_id, "recursion_limit": 12}
+    )
+    messages = state["messages"]
+    calls = [(c["name"], c["args"]) for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
+    assert calls == [("weather", {"city": "Quenvi"})]
+    assert [m.content for m in messages if isinstance(m, ToolMessage)] == ["Sunny, 21 degrees"]
+    final = messages[-1]
+    assert isinstance(final, AIMessage)
+    assert not final.tool_calls
+    assert "21" in final.text  # only the tool knows it
+
+    answers = [m for m in messages if isinstance(m, AIMessage)]
+    decisions = feedback.decisions(run_id)  # the agent's run id leads to each model call's decision
+    assert len(decisions) == len(answers) == 2
+    assert set(decisions) == {m.response_metadata["uniscale"]["decision_id"] for m in answers}
+    rewards = feedback.record(run_id, correct=True)
+    assert len(rewards) == len(decisions)
+    for decision in decisions:
+        with pytest.raises(DuplicateFeedbackError):
+            engine.feedback(decision, correct=False)
