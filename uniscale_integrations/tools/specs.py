@@ -34,18 +34,20 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """A tool's name, as OpenAI's API takes it."""
 
 
-def _checked_schema(option: str, schema: object) -> Mapping[str, Any]:
-    """``schema`` when it is a valid JSON schema (any draft ``jsonschema`` knows), else :class:`InvalidOptionError`."""
+def _checked_schema(option: str, schema: object, what: str | None = None) -> Mapping[str, Any]:
+    """``schema`` when it is a valid JSON schema (any draft ``jsonschema`` knows), else :class:`InvalidOptionError`
+    for ``option``, its message naming ``what`` (default: the option)."""
     from jsonschema import exceptions, validators
 
+    what = what or option
     if not isinstance(schema, Mapping):
-        raise InvalidOptionError(option, f"{option} must be a JSON schema (a mapping), got {type(schema).__name__}")
+        raise InvalidOptionError(option, f"{what} must be a JSON schema (a mapping), got {type(schema).__name__}")
     try:
         validators.validator_for(schema).check_schema(schema)
         json.dumps(schema)
     except (exceptions.SchemaError, TypeError, ValueError) as exc:
         reason = exc.message if isinstance(exc, exceptions.SchemaError) else str(exc)
-        raise InvalidOptionError(option, f"{option} is not a valid JSON schema: {reason}") from None
+        raise InvalidOptionError(option, f"{what} is not a valid JSON schema: {reason}") from None
     return MappingProxyType(dict(schema))
 
 
@@ -67,7 +69,8 @@ class Tool:
             )
         if not isinstance(self.description, str):
             raise InvalidOptionError("tools", f"tool {self.name!r}: the description must be a string")
-        object.__setattr__(self, "parameters", _checked_schema(f"tool {self.name!r}'s parameters", self.parameters))
+        parameters = _checked_schema("tools", self.parameters, f"tool {self.name!r}'s parameters")
+        object.__setattr__(self, "parameters", parameters)
 
     @classmethod
     def of(cls, spec: Tool | Mapping[str, Any]) -> Tool:
@@ -79,7 +82,9 @@ class Tool:
         function = spec.get("function", spec) if spec.get("type", "function") == "function" else None
         if not isinstance(function, Mapping) or "name" not in function:
             raise InvalidOptionError("tools", f"only function tools are supported, got {json.dumps(spec)[:200]}")
-        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        parameters = function.get("parameters")
+        if parameters is None:
+            parameters = {"type": "object", "properties": {}}
         return cls(function["name"], function.get("description") or "", parameters)
 
     def argument_schema(self) -> dict[str, Any]:
