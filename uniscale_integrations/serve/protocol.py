@@ -113,11 +113,13 @@ class ChatCompletionRequest(BaseModel):
                     "user, assistant and tool messages",
                     param=f"messages[{i}].role",
                 )
-            fields = message.model_dump(include={"tool_calls", "tool_call_id", "name"}, exclude_none=True)
-            try:
-                entry = {"role": role, **tool_fields({"role": role, **fields}, i)}
-            except InvalidQueryError as exc:
-                raise APIError(400, str(exc), param=f"messages[{i}]") from None
+            entry: dict[str, Any] = {"role": role}
+            extra = message.model_extra
+            if extra or role == "tool":  # a plain message (the common case, maybe thousands) needs no tool fields
+                try:
+                    entry.update(tool_fields({"role": role, **(extra or {})}, i))
+                except InvalidQueryError as exc:
+                    raise APIError(400, str(exc), param=f"messages[{i}]") from None
             if role == "tool" and not _answers_a_call(chat, entry.get("tool_call_id")):
                 raise APIError(
                     400,
