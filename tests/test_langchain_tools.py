@@ -1,14 +1,16 @@
-"""A LangChain ``create_agent`` agent on ChatUniScale over the real offline M model: a two-step tool task (call a
-tool, then answer from its result, which the model cannot know), and feedback on the agent's run reaching every
-decision in it."""
+"""ChatUniScale's tools on the real offline M model: a LangChain ``create_agent`` agent completes a two-step tool
+task (call a tool, then answer from its result, which the model cannot know) and feedback on its run reaches every
+decision in it; a structured reply that breaks its schema raises LangChain's own parser error."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
+from pydantic import BaseModel, Field
 
 from uniscale_integrations import DuplicateFeedbackError, UniScale
 from uniscale_integrations.langchain import ChatUniScale, UniScaleFeedbackHandler
@@ -61,3 +63,20 @@ def test_create_agent_completes_a_two_step_tool_task_and_feedback_reaches_every_
     for decision in decisions:
         with pytest.raises(DuplicateFeedbackError):
             engine.feedback(decision, correct=False)
+
+
+class Code(BaseModel):
+    code: str = Field(pattern=r"^zq[0-9]{12}x$")  # no reply of M's fits it
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+def test_a_reply_that_breaks_the_schema_raises_the_parser_error(engine: UniScale, method: str) -> None:
+    structured = ChatUniScale(engine=engine, max_tokens=24).with_structured_output(Code, method=method)  # type: ignore[arg-type]
+    with pytest.raises(OutputParserException):
+        structured.invoke("Give me a code.")
+    raw = ChatUniScale(engine=engine, max_tokens=24).with_structured_output(Code, method=method, include_raw=True)  # type: ignore[arg-type]
+    result = raw.invoke("Give me a code.")
+    assert result["parsed"] is None
+    assert isinstance(result["parsing_error"], OutputParserException)
+    assert isinstance(result["raw"], AIMessage)
+    assert not result["raw"].tool_calls  # the refused call came back as text, with a warning
