@@ -1,6 +1,7 @@
 """Tool calling and structured output through ``uniscale serve`` (a real subprocess on loopback, the real offline M
-model), driven by the official OpenAI client and LangChain's ``ChatOpenAI``: calls, streamed call deltas, tool
-results in the history, ``response_format``, and bad tool requests refused before anything runs."""
+model, greedy: one candidate, so every run decodes alike), driven by the official OpenAI client and LangChain's
+``ChatOpenAI``: calls, streamed call deltas, tool results in the history, ``response_format``, and bad tool requests
+refused before anything runs."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store = tmp_path_factory.mktemp("serve-tools")
     started = start_server(
         store,
-        *("--models", "M", "--qp", "1", "--cp", "1,2", "--max-new-tokens", "48", "--max-tokens-limit", "64"),
+        *("--models", "M", "--qp", "1", "--cp", "1", "--max-new-tokens", "48", "--max-tokens-limit", "64"),
         *("--store", str(Path(store) / "policy.db")),
     )
     yield started
