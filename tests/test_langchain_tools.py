@@ -1,6 +1,7 @@
 """ChatUniScale's tools on the real offline M model: a LangChain ``create_agent`` agent completes a two-step tool
-task (call a tool, then answer from its result, which the model cannot know) and feedback on its run reaches every
-decision in it; a structured reply that breaks its schema raises LangChain's own parser error."""
+task (locate a landmark, then ask for its city's weather, then answer from what only the tools know) and feedback
+on its run reaches every decision in it; a structured reply that breaks its schema raises LangChain's parser
+error."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from uniscale_integrations.langchain import ChatUniScale, UniScaleFeedbackHandle
 
 create_agent = pytest.importorskip("langchain.agents", reason="create_agent needs langchain (dev extra)").create_agent
 
-TASK = "What is the weather today in Quenvi?"
+TASK = "What is the weather today in the city where the Zorblat Tower is?"
 
 
 @tool
 def weather(city: str) -> str:
     """Today's weather in a city."""
-    return {"Quenvi": "Sunny, 21 degrees"}.get(city, f"no weather known for {city!r}")
+    return {"Quenvi": "Sunny, 21 degrees"}.get(city, f"unknown city {city!r}: locate gives the city of a landmark")
 
 
 @tool
@@ -47,8 +48,9 @@ def test_create_agent_completes_a_two_step_tool_task_and_feedback_reaches_every_
     )
     messages = state["messages"]
     calls = [(c["name"], c["args"]) for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
-    assert calls == [("weather", {"city": "Quenvi"})]
-    assert [m.content for m in messages if isinstance(m, ToolMessage)] == ["Sunny, 21 degrees"]
+    located = calls.index(("locate", {"landmark": "Zorblat Tower"}))  # M may first try the weather of the tower
+    assert ("weather", {"city": "Quenvi"}) in calls[located + 1 :]
+    assert "Sunny, 21 degrees" in [m.content for m in messages if isinstance(m, ToolMessage)]
     final = messages[-1]
     assert isinstance(final, AIMessage)
     assert not final.tool_calls
@@ -56,7 +58,7 @@ def test_create_agent_completes_a_two_step_tool_task_and_feedback_reaches_every_
 
     answers = [m for m in messages if isinstance(m, AIMessage)]
     decisions = feedback.decisions(run_id)  # the agent's run id leads to each model call's decision
-    assert len(decisions) == len(answers) == 2
+    assert len(decisions) == len(answers) >= 3
     assert set(decisions) == {m.response_metadata["uniscale"]["decision_id"] for m in answers}
     rewards = feedback.record(run_id, correct=True)
     assert len(rewards) == len(decisions)

@@ -9,7 +9,7 @@ from uniscale_integrations import UniScale
 from uniscale_integrations.errors import CapabilityError, InvalidOptionError
 from uniscale_integrations.langchain import ChatUniScale
 from uniscale_integrations.options import RunOptions
-from uniscale_integrations.tools import HERMES, Asked, MalformedCallError, Tool, read_reply
+from uniscale_integrations.tools import HERMES, Asked, MalformedCallError, Tool, ToolCall, read_reply
 
 ADD = {
     "type": "function",
@@ -124,3 +124,21 @@ def test_only_capable_models_serve_tool_calls() -> None:
         with pytest.raises(CapabilityError, match="JSON output"):
             engine.run("Reply in JSON.", schema)
         assert engine.explain("What is 2 + 3?")  # plain calls still go to S
+
+
+def test_calls_the_conversation_already_had_answered_are_dropped() -> None:
+    answered = RunOptions(tools=[ADD, NAME]).asked([ToolCall("add", {"a": 2, "b": 3}).key])
+    text = '{"name": "add", "arguments": {"a": 2, "b": 3}}\n{"name": "greet", "arguments": {"who": "Ann"}}'
+    assert [call.name for call in read_reply(text, answered, HERMES).tool_calls] == ["greet"]
+    again = read_reply('{"name": "add", "arguments": {"b": 3, "a": 2}}', answered, HERMES)
+    assert again.problem == "makes again only calls whose results the conversation already holds"
+
+
+def test_made_up_arguments_are_dropped_unless_the_schema_speaks_of_them() -> None:
+    reply = read_reply('{"name": "greet", "arguments": {"who": "Ann", "mood": "happy"}}', _asked(), HERMES)
+    assert reply.tool_calls[0].arguments == {"who": "Ann"}
+    closed = {**NAME["function"], "parameters": {**NAME["function"]["parameters"], "additionalProperties": False}}
+    strict = RunOptions(tools=[{"type": "function", "function": closed}]).asked()
+    refused = read_reply('{"name": "greet", "arguments": {"who": "Ann", "mood": "happy"}}', strict, HERMES)
+    assert refused.problem is not None
+    assert "mood" in refused.problem

@@ -8,7 +8,8 @@ is left of its budget for one retry.
   schema instead of filling it in) and the reply starts with ``{"`` written for the model.
 
 Each candidate's reply is then read (:func:`~uniscale_integrations.tools.read_reply`): one that fails its
-tool's or its reply's schema casts no vote.
+tool's or its reply's schema casts no vote. When every reply was refused, the retry for a text reply asks for
+one in words (:func:`text_request`): small models otherwise write a call again, as text.
 
 >>> from uniscale_integrations.tools import Asked, ResponseFormat
 >>> schema = {"type": "object", "properties": {"city": {"type": "string", "description": "where"},
@@ -22,13 +23,28 @@ Reply with only a JSON object with these keys:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from uniscale_integrations.reward.budget import Budget
 from uniscale_integrations.tools import Asked, ResponseFormat
 
 ONLY_JSON = "Reply with only a JSON object"
+TEXT_REPLY = "Answer the user's question in plain text, without calling a tool."
+TEXT_REPLY_FROM_RESULTS = (
+    "Answer the user's question in plain text from the tool results above, without calling a tool."
+)
+
+
+def text_request(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with a last system message that asks for a plain-text answer (from the tool results, when the
+    chat holds some): what the retry for a text reply sends.
+
+    >>> text_request([{"role": "user", "content": "2 + 3?"}])[-1]["content"]
+    "Answer the user's question in plain text, without calling a tool."
+    """
+    results = any(message.get("role") == "tool" for message in messages)
+    return [*map(dict, messages), {"role": "system", "content": TEXT_REPLY_FROM_RESULTS if results else TEXT_REPLY}]
 
 
 def reply_instruction(asked: Asked, style: str | None) -> str | None:

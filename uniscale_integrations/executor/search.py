@@ -57,7 +57,7 @@ from uniscale_integrations.events import Listener, PathPruned, StepScored, emit
 from uniscale_integrations.executor.paths import CUT, Aggregation, PathStatus, PathTrace, aggregate, answer_score
 from uniscale_integrations.executor.pooling import Grouping, MeaningPool
 from uniscale_integrations.executor.prompts import last_user_index, question_variants, with_system_prompt
-from uniscale_integrations.executor.replies import remaining, reply_instruction
+from uniscale_integrations.executor.replies import remaining, reply_instruction, text_request
 from uniscale_integrations.executor.stopping import CHECK_TOKENS, EarlyStopping, vote_decided, vote_settled
 from uniscale_integrations.features.query import Message
 from uniscale_integrations.features.space import Config
@@ -326,7 +326,9 @@ class Executor:
             logger.warning("%s: every reply was refused (%s); answering with the best one as text", config, problem)
             return refused
         logger.warning("%s: every reply was refused (%s); asking again for a text reply", config, problem)
-        again = self.execute(messages, config, options.replace(tool_choice="none", budget=budget), listeners)
+        again = self.execute(
+            text_request(messages), config, options.replace(tool_choice="none", budget=budget), listeners
+        )
         offset = len(refused.paths)
         for path in again.paths:
             path.id += offset

@@ -105,7 +105,9 @@ def _calls_reply(raw: list[dict[str, Any]], content: str, text: str, asked: Aske
             return Reply(
                 content=text, problem=f"{name}: the arguments are not an object: {json.dumps(arguments)[:200]}"
             )
-        problem = schema_problem(arguments, tools[name].argument_schema())
+        schema = tools[name].argument_schema()
+        arguments = _declared(arguments, schema)
+        problem = schema_problem(arguments, schema)
         if problem is not None:
             return Reply(content=text, problem=f"{name}: {problem}")
         calls.append(ToolCall(name, arguments))
@@ -115,6 +117,19 @@ def _calls_reply(raw: list[dict[str, Any]], content: str, text: str, asked: Aske
     if not asked.parallel_tool_calls:
         distinct = distinct[:1]
     return Reply(content=content, tool_calls=tuple(distinct))
+
+
+def _declared(arguments: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The arguments the tool's schema declares, when it declares some and says nothing of others (small models
+    add made-up ones; ``additionalProperties`` set keeps them, or refuses them when false).
+
+    >>> _declared({"city": "Oslo", "unit": "C"}, {"properties": {"city": {}}})
+    {'city': 'Oslo'}
+    """
+    declared = schema.get("properties")
+    if not isinstance(declared, dict) or not declared or "additionalProperties" in schema:
+        return arguments
+    return {key: value for key, value in arguments.items() if key in declared}
 
 
 def _json_reply(text: str, response_format: ResponseFormat) -> Reply:
