@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("checks",),  # the one place each rule on a value is written
     ("events",),  # what the engine and the executor tell listeners
     ("answers",),  # final answers in text: extraction, equality
+    ("tools",),  # tool calls and structured output: specs, formats, replies read and keyed
     ("features",),  # query validation and encoding, the config space, joint features
     ("reward",),  # eFLOPs, per-query budgets, reward weights
     ("options",),  # RunOptions: one call's options

@@ -15,6 +15,7 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from uniscale_integrations import DuplicateFeedbackError, UniScale, UnknownDecisionError
+from uniscale_integrations.errors import CapabilityError
 from uniscale_integrations.langchain import (
     ChatUniScale,
     MiniLMEmbeddings,
@@ -208,14 +209,14 @@ def test_feedback_rejects_unknown_runs_and_unreadable_evaluations(llm: ChatUniSc
 
 
 def test_bad_messages_and_options_give_clear_errors(llm: ChatUniScale) -> None:
-    with pytest.raises(ValueError, match="no tool calling"):
-        llm.invoke([HumanMessage("hi"), ToolMessage("42", tool_call_id="1")])
+    with pytest.raises(CapabilityError, match=r"needs tool calls \(S: SmolLM2-135M-Instruct declares no tool calls"):
+        llm.invoke([HumanMessage("hi"), ToolMessage("42", tool_call_id="1")])  # S cannot render tool turns
     with pytest.raises(ValueError, match="text only"):
         llm.invoke([HumanMessage([{"type": "image_url", "image_url": {"url": "data:,"}}])])
     with pytest.raises(ValueError, match="human message"):
         llm.invoke([SystemMessage("only a system prompt")])
     with pytest.raises(TypeError, match="unexpected call options"):
-        llm.invoke("hi", tools=[])
+        llm.invoke("hi", functions=[])  # OpenAI's deprecated form; tools= is taken
 
 
 def test_model_names_pin_a_model_or_are_refused(llm: ChatUniScale) -> None:

@@ -90,7 +90,8 @@ class Defaults:
     remote: Mapping[str, str] | None = None
     """Rungs generated on an OpenAI-compatible server that serves them under the rung's name, by base URL
     (e.g. ``{"M": "http://gpu-box:8080/v1"}``): :class:`~uniscale_integrations.backends.openai.OpenAIGenerator`
-    with ChatML prompts, priced by the rung's declared size and the tokens the server reports."""
+    with ChatML prompts (no tools: a remote rung takes no tool calls), priced by the rung's declared size and
+    the tokens the server reports."""
 
     @classmethod
     def of(cls, settings: Grid, **changes: Any) -> Defaults:
@@ -118,11 +119,15 @@ class Defaults:
         registry = self.registry if self.registry is not None else ModelRegistry.default()
         models = tuple(self.models) if self.models is not None else DEFAULT_LADDER
         device = self.device or resolve_device()
-        specs = {name: registry[name] for name in models}
         remote = dict(self.remote or {})
         unknown = sorted(set(remote) - set(models))
         if unknown:
             raise ConfigSpaceError(f"remote rung(s) {', '.join(unknown)} not among the models {', '.join(models)}")
+        # a remote rung's prompts are ChatML, which shows no tools: it makes no tool calls
+        specs = {
+            name: dataclasses.replace(registry[name], tool_calls=None) if name in remote else registry[name]
+            for name in models
+        }
         cost_model = CostModel.for_device(device)
         answers = answer_style(self.style)
         budgets = answers.budgets(models) if self.max_new_tokens is None else dict.fromkeys(models, self.max_new_tokens)

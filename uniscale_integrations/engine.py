@@ -19,6 +19,7 @@ from uniscale_integrations.checks import unit_interval
 from uniscale_integrations.defaults import Defaults
 from uniscale_integrations.errors import (
     BudgetError,
+    CapabilityError,
     ContextLengthError,
     ModelUnavailableError,
     StoreError,
@@ -46,6 +47,7 @@ from uniscale_integrations.reward.cost import (
 from uniscale_integrations.reward.weights import Mode, RewardWeights
 from uniscale_integrations.store import PolicyStore, open_store
 from uniscale_integrations.store.records import Decision, Outcome, checked_decision_id, new_decision_id, query_hash
+from uniscale_integrations.tools import Reply, needs
 
 if TYPE_CHECKING:
     from uniscale_integrations.executor.paths import PathTrace
@@ -60,8 +62,8 @@ _PIECES = re.compile(r"\s*\S+\s*|\s+")
 class ConfigExecutor(Protocol):
     """Runs one configuration on one chat (see :class:`uniscale_integrations.executor.search.Executor`).
 
-    An executor may also offer ``prompt_tokens(messages, model, qp) -> int | None`` (the tokens of
-    the longest rendered variant) and ``token_budget(model) -> int``; with them, the engine leaves
+    An executor may also offer ``prompt_tokens(messages, model, qp, options) -> int | None`` (the tokens
+    of the longest rendered variant) and ``token_budget(model) -> int``; with them, the engine leaves
     out models whose context window cannot hold a query before it chooses.
     """
 
@@ -110,6 +112,9 @@ class Result:
     trace: SearchTrace | None = field(default=None, repr=False)
     """The search in short: paths, steps, pruned paths, votes, tokens, why it stopped (``None`` when the
     executor keeps no trace)."""
+    reply: Reply | None = None
+    """The answer read as the call asked: its tool calls or JSON value (``None`` for a text call). A reply with a
+    ``problem`` is one no candidate got right, returned as text."""
 
     def to_dict(self) -> dict[str, Any]:
         """The decision, its cost and its score as plain data: what every adapter attaches to its response."""
@@ -139,17 +144,25 @@ class Result:
 
 
 class Explanation(list[Estimate]):
-    """Every configuration's estimate for one query, best upper confidence bound first, and
-    :attr:`attribution`: which context features drove the choice."""
+    """Every eligible configuration's estimate for one query, best upper confidence bound first;
+    :attr:`attribution`: which context features drove the choice; :attr:`excluded`: the models left out
+    for what the call needs (tools, JSON), and why."""
 
-    def __init__(self, estimates: Iterable[Estimate] = (), attribution: Attribution | None = None):
+    def __init__(
+        self,
+        estimates: Iterable[Estimate] = (),
+        attribution: Attribution | None = None,
+        excluded: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(estimates)
         self.attribution = attribution
         """The chosen configuration's estimate split over the context features, and its lead over the runner-up."""
+        self.excluded: dict[str, str] = dict(excluded or {})
 
     def __str__(self) -> str:
         lines = [f"{'config':<18} {'mean':>8} {'width':>8} {'ucb':>8}"]
         lines += [f"{e.config!s:<18} {e.mean:>8.3f} {e.width:>8.3f} {e.ucb:>8.3f}" for e in self]
+        lines += [f"left out: {model}: {why}" for model, why in self.excluded.items()]
         if self.attribution is not None:
             lines += ["", str(self.attribution)]
         return "\n".join(lines)
@@ -366,22 +379,33 @@ class UniScale:
         """The contexts of logged queries (:func:`query_record` texts) under this engine's encoder."""
         return self._contexts([query_text(record_messages(r)) for r in records])
 
-    def explain(self, query: str | Sequence[Message]) -> Explanation:
+    def explain(self, query: str | Sequence[Message], options: RunOptions | None = None) -> Explanation:
         """Each configuration's estimated reward (mean), uncertainty (width) and UCB, and which context
         features drove the choice (the top-UCB configuration's estimate split over them, and its lead
-        over the runner-up: see :mod:`~uniscale_integrations.policy.attribution`)."""
-        features = self.features(query)
+        over the runner-up: see :mod:`~uniscale_integrations.policy.attribution`). With ``options`` that ask
+        for tools or a schema, the models that cannot serve the call are left out (``Explanation.excluded``)."""
+        messages = as_messages(query)
+        capable, excluded = self._capable(messages, options if options is not None else RunOptions(), strict=False)
+        features = self.features(messages)
         with self._lock:
             self._replica.catch_up()
             mean, width, ucb = self.policy.estimates(features)
-            chosen = self.bandit.select(features)  # what run() would choose (its tie rule, not the sort's)
-            order = sorted(range(len(self._space)), key=lambda i: -ucb[i])
-            runner_up = next((i for i in order if i != chosen), None)
-            attribution = attribute(
-                self.bandit, features, self.encoder.feature_names, list(self._space), chosen, runner_up
+            eligible = [i for i, config in enumerate(self._space) if config.model in capable]
+            order = sorted(eligible, key=lambda i: (-ucb[i], i))  # run()'s rule: the highest UCB, ties the first
+            attribution = (
+                attribute(
+                    self.bandit,
+                    features,
+                    self.encoder.feature_names,
+                    list(self._space),
+                    order[0],
+                    order[1] if len(order) > 1 else None,
+                )
+                if order
+                else None
             )
         estimates = [Estimate(self._space[i], float(mean[i]), float(width[i]), float(ucb[i])) for i in order]
-        return Explanation(estimates, attribution)
+        return Explanation(estimates, attribution, excluded)
 
     def run(
         self,
@@ -409,9 +433,11 @@ class UniScale:
         config = options.config
         if config is None:
             known = self._known_models(options.models) if options.models is not None else None
-            models = self._fitting_models(messages, options.max_new_tokens, known)
+            capable, _ = self._capable(messages, options, known)
+            models = self._fitting_models(messages, options, capable)
         else:
-            self._fitting_models(messages, options.max_new_tokens, {config.model}, forced=True)
+            self._capable(messages, options, {config.model})
+            self._fitting_models(messages, options, {config.model}, forced=True)
         features = self.features(messages)
         while True:
             arm, estimate = (
@@ -432,10 +458,34 @@ class UniScale:
             self._excluded.add(error.model)
         logger.warning("%s; its configurations are left out from now on", error)
 
+    def _capable(
+        self,
+        messages: list[Message],
+        options: RunOptions,
+        models: Collection[str] | None = None,
+        *,
+        strict: bool = True,
+    ) -> tuple[frozenset[str], dict[str, str]]:
+        """The models (of ``models``, default all) that declare what the call needs (tool calls, JSON output), and
+        why each other one is left out; with ``strict``, :class:`CapabilityError` when none is left."""
+        need = needs(messages, options.asked())
+        candidates = list(models) if models is not None else list(self._space.models)
+        excluded = {}
+        for model in candidates:
+            missing = sorted(need - (self.specs[model].capabilities if model in self.specs else frozenset()))
+            if missing:
+                excluded[model] = f"{self.model_name(model)} declares no {' and no '.join(missing)}"
+        if strict and len(excluded) == len(candidates):
+            raise CapabilityError(
+                f"no model can serve this call, which needs {' and '.join(sorted(need))} "
+                f"({'; '.join(f'{m}: {why}' for m, why in excluded.items())})"
+            )
+        return frozenset(m for m in candidates if m not in excluded), excluded
+
     def _fitting_models(
         self,
         messages: list[Message],
-        max_new_tokens: int | None,
+        options: RunOptions,
         models: Collection[str] | None,
         *,
         forced: bool = False,
@@ -456,14 +506,15 @@ class UniScale:
                 continue
             qp = max(c.qp for c in self._space if c.model == model)
             try:
-                tokens = count(messages, model, qp) if count is not None else None
+                tokens = count(messages, model, qp, options) if count is not None else None
             except ModelUnavailableError as exc:
                 if forced:
                     raise
                 self._exclude(exc)
                 continue
             window = self.specs[model].context_length if model in self.specs else None
-            new = max_new_tokens if max_new_tokens is not None else (budget(model) if callable(budget) else 0)
+            new = options.max_new_tokens
+            new = new if new is not None else (budget(model) if callable(budget) else 0)
             too_long = []
             if tokens is not None and window is not None and tokens + new > window:
                 too_long.append(f"{tokens:,} prompt + {new:,} new tokens exceed its context window of {window:,}")
@@ -569,6 +620,7 @@ class UniScale:
             verifier_eflops=execution.verifier_eflops,
             budget_exhausted=execution.budget_exhausted,
             trace=execution.trace,
+            reply=execution.reply,
         )
 
     def feedback(self, decision_id: str, *, correct: bool | float | None = None, score: float | None = None) -> float:

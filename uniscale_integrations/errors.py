@@ -77,6 +77,11 @@ class StoreVersionError(StoreError):
     """The store was written by a newer version of this package."""
 
 
+class CapabilityError(UniScaleError, ValueError):
+    """No model the call may use can serve it: it carries tools or a JSON schema (or tool turns to render) and
+    no eligible model declares tool calls or JSON output; the message names the fact for each model."""
+
+
 class BudgetError(UniScaleError, ValueError):
     """No configuration of the space fits the query's budget."""
 

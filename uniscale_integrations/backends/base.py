@@ -11,13 +11,14 @@ import copy
 import ctypes
 import ctypes.util
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 from uniscale_integrations.checks import non_negative, positive_int
 from uniscale_integrations.features.query import Message
 from uniscale_integrations.reward.cost import Shaped, Usage
+from uniscale_integrations.tools import ToolFormat
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -41,6 +42,12 @@ class SamplingParams:
     degenerate loop that greedy decoding never leaves, and that would run to the cap without an answer."""
     step_delimiter: str | None = None
     """Where a step ends: a row waits there (``"step_done"``) until :meth:`Session.resume`; ``None``: no steps."""
+    forbid_first: tuple[str, ...] = ()
+    """Texts a row's first token may not start with (a reply that must be text may not open a tool call, nor
+    be empty: the end-of-sequence token is refused too)."""
+    begin_with: tuple[str, ...] = ()
+    """Texts one of which a row writes first (a forced call's tool, among the tools' names). This and
+    :attr:`forbid_first` are honoured where the backend has the vocabulary (in process)."""
 
     def __post_init__(self) -> None:
         positive_int("max_new_tokens", self.max_new_tokens)
@@ -184,8 +191,14 @@ class Generator(Protocol):
         """The model's tokenizer; None where the backend returns text (a remote server)."""
         ...
 
-    def render(self, messages: Sequence[Message]) -> str:
-        """The prompt text for a chat, through the model's chat template."""
+    @property
+    def tool_format(self) -> ToolFormat | None:
+        """How the model writes tool calls, when :meth:`render` can show it tools (else None)."""
+        ...
+
+    def render(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        """The prompt text for a chat, through the model's chat template, with ``tools`` (OpenAI's form) shown
+        to the model when given (only a generator with a :attr:`tool_format` takes them)."""
         ...
 
     def session(self, prompts: Sequence[str], n: int | Sequence[int], params: SamplingParams) -> Session:

@@ -159,7 +159,16 @@ class OpenAIGenerator:
         """None: the server tokenises; rows return text directly."""
         return None
 
-    def render(self, messages: Sequence[Message]) -> str:
+    @property
+    def tool_format(self) -> None:
+        """None: prompts are rendered by ``render`` (ChatML by default), which shows the model no tools."""
+        return None
+
+    def render(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        if tools:
+            raise ValueError(
+                f"the remote rung {self._name!r} renders its prompts without tools: it makes no tool calls"
+            )
         return self._render(messages)
 
     def session(self, prompts: Sequence[str], n: int | Sequence[int], params: SamplingParams) -> RemoteSession:

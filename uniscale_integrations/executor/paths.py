@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from uniscale_integrations.answers import canonical_answer
+from uniscale_integrations.tools import Reply
 
 Aggregation = Literal["weighted_vote", "majority", "best_score"]
 
@@ -36,6 +37,8 @@ class PathTrace:
     status: PathStatus = "running"
     reason: str | None = None
     completion_tokens: int = 0
+    reply: Reply | None = None
+    """Its reply read for tool calls or JSON, when the call asked for them (``reply.problem``: refused)."""
     _logprob_mark: tuple[float, int] = (0.0, 0)
 
     @property
@@ -51,8 +54,16 @@ class PathTrace:
         return self.final_score is not None
 
     @property
+    def refused(self) -> bool:
+        """Whether its reply failed what the call asked for (it casts no vote)."""
+        return self.reply is not None and self.reply.problem is not None
+
+    @property
     def key(self) -> str | None:
-        """What the path votes for: its group of meaning, else its answer's canonical form."""
+        """What the path votes for: its tool calls or JSON value, else its group of meaning, else its answer's
+        canonical form; nothing when its reply was refused."""
+        if self.reply is not None and (self.refused or self.reply.key is not None):
+            return self.reply.key
         if self.group is not None:
             return self.group
         return canonical_answer(self.answer) if self.answer is not None else None
@@ -61,9 +72,11 @@ class PathTrace:
 def aggregate(paths: Sequence[PathTrace], method: Aggregation = "weighted_vote") -> PathTrace | None:
     """The finished path whose answer wins; ``None`` when no path finished.
 
-    The returned path is the best-scored one among those giving the winning answer.
+    The returned path is the best-scored one among those giving the winning answer. Paths whose reply was
+    refused (a malformed tool call, a schema violation) only win when every finished path was refused.
     """
-    done = [p for p in paths if p.finished]
+    finished = [p for p in paths if p.finished]
+    done = [p for p in finished if not p.refused] or finished
     if not done:
         return None
     if method == "best_score":

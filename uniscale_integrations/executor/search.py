@@ -28,6 +28,12 @@ still open finished on it with a final score of ``v_sup``.
 **Aggregation** pools the finished paths' final answers: a verifier-weighted vote (the
 default), a plain majority vote, or the single best-scored path.
 
+**Tool calls and JSON replies** (:mod:`~uniscale_integrations.executor.replies`): when the call asks
+for them, each finished path's reply is read and checked against its tools' or its reply's schema; a
+path votes for its calls (tool names and canonical arguments) or its JSON value, and a path that fails
+casts no vote. When every path failed and the call allowed a text answer (``tool_choice="auto"``), the
+search runs once more, within what the budget leaves, for a text reply without tools.
+
 Without a verifier, a step's score is the path's own confidence on it: the geometric
 mean probability of the step's tokens under the model, which costs nothing extra.
 CP = 1 decodes greedily (the variants bring the diversity); CP > 1 or BS > 1 samples.
@@ -51,6 +57,7 @@ from uniscale_integrations.events import Listener, PathPruned, StepScored, emit
 from uniscale_integrations.executor.paths import CUT, Aggregation, PathStatus, PathTrace, aggregate, answer_score
 from uniscale_integrations.executor.pooling import Grouping, MeaningPool
 from uniscale_integrations.executor.prompts import last_user_index, question_variants, with_system_prompt
+from uniscale_integrations.executor.replies import remaining, reply_instruction, text_request
 from uniscale_integrations.executor.stopping import CHECK_TOKENS, EarlyStopping, vote_decided, vote_settled
 from uniscale_integrations.executor.trace import SearchTrace
 from uniscale_integrations.features.query import Message
@@ -58,6 +65,7 @@ from uniscale_integrations.features.space import Config
 from uniscale_integrations.options import RunOptions
 from uniscale_integrations.reward.budget import Budget, Cap
 from uniscale_integrations.reward.cost import CostModel, Usage
+from uniscale_integrations.tools import Asked, Reply, answered_calls, read_reply
 
 if TYPE_CHECKING:
     from uniscale_integrations.backends.base import Row, Session
@@ -90,6 +98,8 @@ class Execution:
     """The cap that stopped the search early (the answer is then the best found so far)."""
     trace: SearchTrace | None = None
     """The search in short (paths, votes, tokens, why it stopped); ``None`` from executors that keep none."""
+    reply: Reply | None = None
+    """The winning path's reply read for tool calls or JSON, when the call asked for them."""
 
 
 class Executor:
@@ -198,17 +208,28 @@ class Executor:
         """New tokens a path on ``model`` may write, unless a call says otherwise."""
         return self.token_budgets.get(model, self.max_new_tokens)
 
-    def prompt_tokens(self, messages: Sequence[Message], model: str, qp: int) -> int | None:
-        """Tokens of the longest of ``qp`` variants' prompts as :meth:`execute` renders them on ``model``
-        (``None`` for a backend without a tokenizer: a remote server counts, and refuses, itself)."""
+    def prompt_tokens(
+        self, messages: Sequence[Message], model: str, qp: int, options: RunOptions | None = None
+    ) -> int | None:
+        """Tokens of the longest of ``qp`` variants' prompts as :meth:`execute` renders them on ``model`` for a
+        call with ``options`` (``None`` for a backend without a tokenizer: a remote server counts, and refuses,
+        itself)."""
         generator = self.generator(model)
         tokenizer = generator.tokenizer
         if tokenizer is None:
             return None
+        prompts = self._prompts(generator, messages, qp, (options or RunOptions()).asked())
+        return max(len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"])
+
+    def _prompts(self, generator: Generator, messages: Sequence[Message], qp: int, asked: Asked) -> list[str]:
+        """The prompt of each of ``qp`` question variants: the chat (with the system prompt) through the
+        template, the tools shown when the reply may call them, and the reply's opening written for the model."""
         if self.system_prompt is not None:
             messages = with_system_prompt(messages, self.system_prompt)
-        prompts = [generator.render(chat) for chat in question_variants(messages, qp, self.instruction)]
-        return max(len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"])
+        tools = [tool.openai() for tool in asked.tools] if asked.calls_tools else None
+        prefill, _ = asked.opening(generator.tool_format)
+        variants = question_variants(messages, qp, reply_instruction(asked, self.instruction))
+        return [(generator.render(chat, tools) if tools else generator.render(chat)) + prefill for chat in variants]
 
     def execute(
         self,
@@ -229,11 +250,13 @@ class Executor:
         options = RunOptions.of(options, **fields)
         started = time.perf_counter()
         generator = self.generator(config.model)
-        if self.system_prompt is not None:
-            messages = with_system_prompt(messages, self.system_prompt)
-        prompts = [generator.render(chat) for chat in question_variants(messages, config.qp, self.instruction)]
+        asked = options.asked(answered_calls(messages))
+        fmt = generator.tool_format
+        prompts = self._prompts(generator, messages, config.qp, asked)
         question = messages[last_user_index(messages)]["content"]
-        search = _Search(self, generator, config, question, list(listeners), options.budget, started)
+        prefill, begin_with = asked.opening(fmt)
+        read = (lambda text: read_reply(prefill + text, asked, fmt)) if asked.structured else None
+        search = _Search(self, generator, config, question, list(listeners), options.budget, started, read)
         sampled = config.cp > 1 or config.bs > 1
         params = SamplingParams(
             max_new_tokens=options.max_new_tokens or self.token_budget(config.model),
@@ -244,8 +267,10 @@ class Executor:
             stop=options.stop,
             seed=options.seed,
             greedy_first=self.greedy_first_on(config.model) and config.bs == 1,
-            stop_at_answer=self.stop_at_answer,
+            stop_at_answer=self.stop_at_answer and not asked.structured,
             stop_on_loop=self.stop_on_loop,
+            forbid_first=fmt.openings if fmt is not None and asked.tools and not asked.structured else (),
+            begin_with=begin_with,
         )
         try:
             paths, usage = search.run(prompts, params)
@@ -258,10 +283,12 @@ class Executor:
         if winner is None:  # unreachable: every search ends with finished paths
             raise RuntimeError(f"{config}: the search finished no path")
         score = answer_score(paths, winner)
-        return Execution(
+        reply = winner.reply
+        text = reply.content if reply is not None else winner.text
+        execution = Execution(
             config=config,
-            answer=winner.answer if winner.answer is not None and self.meaning is None else winner.text,
-            text=winner.text,
+            answer=text if reply is not None or self.meaning is not None or winner.answer is None else winner.answer,
+            text=text,
             score=score,
             eflops=generation_eflops + search.verifier_eflops + pooling.eflops,
             usage=usage + search.verifier_usage,
@@ -271,6 +298,53 @@ class Executor:
             pooling_eflops=pooling.eflops,
             budget_exhausted=search.exhausted,
             trace=SearchTrace.of(paths, winner, usage, search.exhausted),
+            reply=reply,
+        )
+        if winner.refused:
+            return self._after_refusal(messages, config, options, listeners, execution)
+        return execution
+
+    def _after_refusal(
+        self,
+        messages: Sequence[Message],
+        config: Config,
+        options: RunOptions,
+        listeners: Iterable[Listener],
+        refused: Execution,
+    ) -> Execution:
+        """Every path's reply was refused: search once more for a text reply without tools when the call
+        allows one and the budget has room, else return the best refused reply as text (with a warning)."""
+        problem = refused.reply.problem if refused.reply is not None else None
+        try:
+            budget = remaining(
+                options.budget,
+                eflops=refused.eflops,
+                tokens=refused.usage.completion_tokens,
+                seconds=refused.seconds,
+            )
+        except ValueError:  # a cap is reached
+            budget, retry = None, False
+        else:
+            retry = options.tool_choice == "auto" and options.response_format is None
+        if not retry:
+            logger.warning("%s: every reply was refused (%s); answering with the best one as text", config, problem)
+            return refused
+        logger.warning("%s: every reply was refused (%s); asking again for a text reply", config, problem)
+        again = self.execute(
+            text_request(messages), config, options.replace(tool_choice="none", budget=budget), listeners
+        )
+        offset = len(refused.paths)
+        for path in again.paths:
+            path.id += offset
+            path.parent = None if path.parent is None else path.parent + offset
+        return replace(
+            again,
+            eflops=again.eflops + refused.eflops,
+            usage=again.usage + refused.usage,
+            seconds=refused.seconds + again.seconds,
+            paths=refused.paths + again.paths,
+            verifier_eflops=again.verifier_eflops + refused.verifier_eflops,
+            pooling_eflops=again.pooling_eflops + refused.pooling_eflops,
         )
 
     def _pool_by_meaning(self, paths: Sequence[PathTrace]) -> Grouping:
@@ -298,6 +372,7 @@ class _Search:
         listeners: list[Listener],
         budget: Budget | None = None,
         started: float = 0.0,
+        read: Callable[[str], Reply] | None = None,
     ):
         self.executor = executor
         self.generator = generator
@@ -314,6 +389,8 @@ class _Search:
         self.exhausted: Cap | None = None
         self.vote_known = executor.meaning is None
         """Whether the vote can be tallied while paths run (not when they pool by meaning)."""
+        self.read = read
+        """Reads a finished path's text for tool calls or JSON (see :mod:`~uniscale_integrations.executor.replies`)."""
 
     def run(self, prompts: Sequence[str], params: SamplingParams) -> tuple[list[PathTrace], Usage]:
         config = self.config
@@ -417,6 +494,8 @@ class _Search:
                 path.final_score = score
                 path.status = _finish_status(row)
                 path.answer = voted_answer(path.text, cut=path.status in CUT)
+                if self.read is not None:
+                    path.reply = self.read(text)
             emit(
                 self.listeners,
                 StepScored(path.id, path.steps, score, path.mean_score, is_final, self._verifier_name),

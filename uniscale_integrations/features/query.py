@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import reprlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from uniscale_integrations.errors import InvalidQueryError
+from uniscale_integrations.tools import tool_fields
 
-Message = dict[str, str]
-"""A chat message: ``{"role": "system" | "user" | "assistant", "content": ...}``."""
+Message = dict[str, Any]
+"""A chat message: ``{"role": "system" | "user" | "assistant" | "tool", "content": str}``; an assistant's may hold
+``tool_calls``, a tool result ``tool_call_id`` and ``name`` (:func:`~uniscale_integrations.tools.tool_fields`)."""
 
 
 MAX_QUERY_CHARS = 100_000
@@ -38,8 +41,8 @@ def as_messages(query: str | Sequence[Message]) -> list[Message]:
                 raise InvalidQueryError(
                     f"messages[{i}]: UniScale takes text only; the content is a {type(m['content']).__name__}"
                 )
-            message = {"role": m["role"], "content": m["content"]}
-            for text in message.values():
+            message = {"role": m["role"], "content": m["content"], **tool_fields(m, i)}
+            for text in (message["role"], message["content"], json.dumps(message, ensure_ascii=False)):
                 _check_unicode(text)
             messages.append(message)
         if not any(m["role"] == "user" for m in messages):

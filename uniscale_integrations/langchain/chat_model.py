@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManager, CallbackManagerForLLMRun, dispatch_custom_event
-from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput, ModelProfile
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from uniscale_integrations.engine import Result, UniScale
 from uniscale_integrations.events import ConfigSelected, Event, FeedbackApplied, PathPruned, StepScored
-from uniscale_integrations.langchain.messages import response_metadata, to_chat, usage_metadata
+from uniscale_integrations.langchain.messages import ai_chunks, ai_message, to_chat
+from uniscale_integrations.langchain.structured import Method, structured_runnable
 from uniscale_integrations.options import RunOptions
 from uniscale_integrations.reward.weights import Mode
+from uniscale_integrations.tools import JSON_OUTPUT, TOOL_CALLS
+
+if TYPE_CHECKING:
+    from uniscale_integrations.models import ModelSpec
 
 CUSTOM_EVENTS: dict[type, str] = {
     ConfigSelected: "uniscale_config_selected",
@@ -43,6 +51,8 @@ _INHERITED = (
     "inheritable_metadata",
 )
 """What the forwarder's callback manager takes over from the call's run manager."""
+_TOOL_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+"""Call options that :meth:`ChatUniScale.bind_tools` and ``with_structured_output`` bind, read into ``RunOptions``."""
 
 
 class ChatUniScale(BaseChatModel):
@@ -58,7 +68,12 @@ class ChatUniScale(BaseChatModel):
     Per call, ``model="M"`` pins a model (as the ``model`` field does),
     ``force_config="M/qp1/cp4/bs1"`` forces a configuration and ``seed=`` fixes the sampling.
     ``temperature`` applies to sampled paths (CP > 1 or BS > 1); 0 makes every path greedy.
-    There is no tool calling: the S model's chat template has none.
+
+    Tool calling: :meth:`bind_tools` (``tool_choice`` ``"auto"``, ``"any"``, ``"none"`` or a tool's name)
+    and :meth:`with_structured_output` (``json_schema``, ``function_calling``, ``json_mode``). A call that
+    carries tools or a schema (or a history with tool calls) is only routed to models that declare them
+    (M and L do, S does not: its chat template takes no tools); the candidates of a CP > 1 configuration
+    vote on the call (tool and canonical arguments), those that break the schema dropped first.
 
     Example:
         .. code-block:: python
@@ -98,6 +113,8 @@ class ChatUniScale(BaseChatModel):
     """Seed of a default engine's policy and sampling."""
     streaming: bool = False
     """Whether ``invoke`` goes through ``stream`` (callbacks then see each piece)."""
+    parallel_tool_calls: bool = True
+    """Whether a reply may make several tool calls (else the first is kept); a call may say otherwise."""
 
     _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -126,6 +143,77 @@ class ChatUniScale(BaseChatModel):
             "temperature": self.temperature,
         }
 
+    def _specs(self) -> list[ModelSpec]:
+        """The specs of the models a call may use (the pinned one, or all), without building the engine."""
+        from uniscale_integrations.models import DEFAULT_LADDER, ModelRegistry
+
+        if self.engine is not None:
+            specs = [self.engine.specs[m] for m in self.engine.space.models if m in self.engine.specs]
+        else:
+            registry = ModelRegistry.default()
+            specs = [registry[m] for m in (self.models or DEFAULT_LADDER)]
+        pinned = [s for s in specs if self.model_name in (s.name, s.hf_name)]
+        return pinned if self.model_name != ROUTER_NAME else specs
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """What the models a call may use support: tool calling and structured output when one declares them."""
+        specs = self._specs()
+        tools = any(TOOL_CALLS in s.capabilities for s in specs)
+        return ModelProfile(
+            max_input_tokens=max(s.context_length for s in specs),
+            text_inputs=True,
+            text_outputs=True,
+            image_inputs=False,
+            audio_inputs=False,
+            video_inputs=False,
+            pdf_inputs=False,
+            tool_calling=tools,
+            tool_choice=tools,
+            tool_call_streaming=tools,
+            structured_output=any(JSON_OUTPUT in s.capabilities for s in specs),
+            temperature=True,
+        )
+
+    def bind_tools(
+        self,
+        tools: Sequence[Mapping[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: Mapping[str, Any] | str | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """This model with ``tools`` (LangChain tools, functions, pydantic classes or OpenAI tool dicts) bound.
+
+        ``tool_choice``: ``"auto"`` (default), ``"any"`` or ``True`` (a call is required), ``"none"``, or a
+        tool's name (that tool is called); an unknown name is refused here, before anything runs. Keyword
+        arguments agents pass are taken: ``parallel_tool_calls``, ``response_format`` (OpenAI's form),
+        ``strict`` (every call is checked against its schema anyway).
+        """
+        kwargs.pop("strict", None)
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        options = RunOptions(
+            tools=formatted,
+            tool_choice=tool_choice,
+            parallel_tool_calls=kwargs.get("parallel_tool_calls", self.parallel_tool_calls),
+            response_format=kwargs.get("response_format"),
+        )
+        return super().bind(tools=formatted, tool_choice=options.tool_choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: Mapping[str, Any] | type | None = None,
+        *,
+        method: Method = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """A runnable that answers with an instance of ``schema`` (a pydantic class, a TypedDict or a JSON
+        schema; ``method`` and ``include_raw`` as in :mod:`~uniscale_integrations.langchain.structured`).
+        ``strict`` is taken and needs nothing: replies are always checked against the schema."""
+        if kwargs:
+            raise ValueError(f"with_structured_output got unexpected arguments {sorted(kwargs)}")
+        return structured_runnable(self, self.bind_tools, schema, method, include_raw)
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
             ls_provider="uniscale",
@@ -150,12 +238,7 @@ class ChatUniScale(BaseChatModel):
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
         result = self._run(messages, stop, run_manager, kwargs)
-        message = AIMessage(
-            content=result.text,
-            usage_metadata=usage_metadata(result),
-            response_metadata=response_metadata(result),
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return ChatResult(generations=[ChatGeneration(message=ai_message(result))])
 
     def _stream(
         self,
@@ -164,21 +247,14 @@ class ChatUniScale(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        """The winning answer, streamed once the search has chosen it; usage and metadata come last."""
+        """The winning answer, streamed once the search has chosen it: its text, then its tool calls as
+        ``tool_call_chunks``; usage and metadata come last."""
         result = self._run(messages, stop, run_manager, kwargs)
-        for piece in result.pieces():
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-            if run_manager is not None:
-                run_manager.on_llm_new_token(piece, chunk=chunk)
+        for message in ai_chunks(result):
+            chunk = ChatGenerationChunk(message=message)
+            if run_manager is not None and message.content:
+                run_manager.on_llm_new_token(message.text, chunk=chunk)
             yield chunk
-        yield ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                usage_metadata=usage_metadata(result),
-                response_metadata=response_metadata(result),
-                chunk_position="last",
-            )
-        )
 
     def _run(
         self,
@@ -190,6 +266,8 @@ class ChatUniScale(BaseChatModel):
         config = kwargs.pop("force_config", None)
         seed = kwargs.pop("seed", None)
         model = kwargs.pop("model", self.model_name)
+        asked = {name: kwargs.pop(name) for name in _TOOL_OPTIONS if name in kwargs}
+        kwargs.pop("strict", None)
         if kwargs:
             raise TypeError(f"ChatUniScale got unexpected call options {sorted(kwargs)}")
         engine = self.uniscale
@@ -200,6 +278,7 @@ class ChatUniScale(BaseChatModel):
             seed=seed,
             max_new_tokens=self.max_tokens,
             temperature=self.temperature,
+            **{"parallel_tool_calls": self.parallel_tool_calls, **asked},
         )
         forward = _EventForwarder(run_manager) if run_manager is not None else _dispatch_to_enclosing_run
         return engine.run(to_chat(messages), options, listeners=[forward])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 
 from uniscale_integrations.errors import InvalidOptionError
 from uniscale_integrations.features.query import Message
@@ -25,17 +25,28 @@ _ROLES = {
 
 
 def to_chat(messages: Sequence[ChatMessage]) -> list[Message]:
-    """``[{"role", "content"}]`` for the engine; text only (other blocks raise a ``ValueError``)."""
+    """``[{"role", "content"}]`` for the engine; text only (other blocks raise a ``ValueError``), with an assistant's
+    tool calls (its ``ToolCallBlock``s) and a tool message's ``tool_call_id``, for the model's chat template."""
     if isinstance(messages, str | ChatMessage) or not isinstance(messages, Sequence):
         raise TypeError(f"messages must be a sequence of ChatMessage, got {type(messages).__name__}")
     chat = []
     for message in messages:
         if not isinstance(message, ChatMessage):
             raise TypeError(f"messages must be ChatMessage objects, got {type(message).__name__}")
-        other = [type(block).__name__ for block in message.blocks if not isinstance(block, TextBlock)]
+        other = [type(block).__name__ for block in message.blocks if not isinstance(block, TextBlock | ToolCallBlock)]
         if other:
             raise ValueError(f"UniScaleLLM takes text only; a {message.role.value} message holds {', '.join(other)}")
-        chat.append({"role": _ROLES[message.role], "content": message.content or ""})
+        entry: dict[str, Any] = {"role": _ROLES[message.role], "content": message.content or ""}
+        calls = [block for block in message.blocks if isinstance(block, ToolCallBlock)]
+        if calls:
+            entry["tool_calls"] = [
+                {"id": call.tool_call_id or "", "function": {"name": call.tool_name, "arguments": call.tool_kwargs}}
+                for call in calls
+            ]
+        call_id = message.additional_kwargs.get("tool_call_id")
+        if entry["role"] == "tool" and call_id is not None:
+            entry["tool_call_id"] = str(call_id)
+        chat.append(entry)
     return chat
 
 
@@ -50,6 +61,13 @@ class CallOptions(TypedDict, total=False):
     seed: int
     config: Config | str
     """Force this configuration (a ``Config`` or its ``"S/qp1/cp1/bs1"`` form) instead of the policy's choice."""
+    tools: Sequence[Mapping[str, Any]]
+    """OpenAI tool dicts (what ``chat_with_tools`` passes); only models that declare tool calls are chosen."""
+    tool_choice: str | Mapping[str, Any]
+    """``"auto"``, ``"required"``, ``"none"`` or a tool's name (or OpenAI's ``{"type": "function", ...}``)."""
+    parallel_tool_calls: bool
+    response_format: Mapping[str, Any]
+    """OpenAI's ``response_format`` (``json_schema`` or ``json_object``)."""
 
 
 def run_options(
@@ -66,4 +84,8 @@ def run_options(
         seed=options.get("seed"),
         max_new_tokens=options.get("max_tokens"),
         temperature=options.get("temperature"),
+        tools=options.get("tools"),
+        tool_choice=options.get("tool_choice"),
+        parallel_tool_calls=options.get("parallel_tool_calls", True),
+        response_format=options.get("response_format"),
     ).or_defaults(max_new_tokens=max_tokens, temperature=temperature)

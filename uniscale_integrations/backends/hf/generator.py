@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from uniscale_integrations.backends.base import SamplingParams
 from uniscale_integrations.features.query import Message
+from uniscale_integrations.tools import FORMATS, ToolFormat
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -40,8 +41,21 @@ class HFGenerator:
     def tokenizer(self) -> PreTrainedTokenizerBase:
         return self.loaded.tokenizer
 
-    def render(self, messages: Sequence[Message]) -> str:
-        text = self.loaded.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    @property
+    def tool_format(self) -> ToolFormat | None:
+        """The format the spec declares (its chat template takes ``tools=``), or None."""
+        calls = self.loaded.spec.tool_calls
+        return FORMATS[calls] if calls is not None else None
+
+    def render(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        if tools and self.tool_format is None:
+            raise ValueError(f"model {self.name!r} declares no tool calls: its chat template takes no tools")
+        text = self.loaded.tokenizer.apply_chat_template(
+            list(messages),
+            tools=[dict(tool) for tool in tools] if tools else None,
+            tokenize=False,
+            add_generation_prompt=True,
+        )
         return str(text)
 
     def session(self, prompts: Sequence[str], n: int | Sequence[int], params: SamplingParams) -> DecodeSession:

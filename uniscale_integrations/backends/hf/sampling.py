@@ -6,6 +6,9 @@ what a row samples never depends on which other rows share its batch.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import torch
 
 from uniscale_integrations.backends.base import SamplingParams
@@ -76,6 +79,19 @@ def _draw(probs: torch.Tensor, generator: torch.Generator | None, uniforms: torc
     target = uniforms.to(cumulative.device).unsqueeze(1) * cumulative[:, -1:]
     choice = (cumulative <= target).sum(dim=-1, keepdim=True)
     return choice.clamp(max=probs.shape[-1] - 1)
+
+
+@functools.lru_cache(maxsize=8)
+def tokens_starting_with(tokenizer: Any, texts: tuple[str, ...]) -> tuple[int, ...]:
+    """The ids of the vocabulary's tokens whose text, leading whitespace aside, starts with one of ``texts``
+    (or is a prefix of one: a first token may not begin ``<tool_call>`` piece by piece either)."""
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    banned = []
+    for token_id, piece in enumerate(pieces):
+        text = tokenizer.convert_tokens_to_string([piece]).lstrip() if piece else ""
+        if text and any(text.startswith(t) or t.startswith(text) for t in texts):
+            banned.append(token_id)
+    return tuple(banned)
 
 
 _MASK64 = (1 << 64) - 1

@@ -34,7 +34,7 @@ import torch
 from uniscale_integrations.backends.base import Row as BaseRow
 from uniscale_integrations.backends.base import SamplingParams, Session
 from uniscale_integrations.backends.hf.runners import Backend, Weights, make_runner
-from uniscale_integrations.backends.hf.sampling import mix, row_stream, sample_tokens, uniform
+from uniscale_integrations.backends.hf.sampling import mix, row_stream, sample_tokens, tokens_starting_with, uniform
 from uniscale_integrations.backends.hf.stops import cut_at_stop, decode, ends_answer_line, ends_in_loop, eos_ids
 from uniscale_integrations.reward.cost import Usage
 
@@ -116,6 +116,7 @@ class DecodeSession(Session):
         self.ignore_eos = ignore_eos
         """Benchmarks only: never stop on end-of-sequence tokens (fixed-length decoding)."""
         self._eos = set() if ignore_eos else eos_ids(loaded.model, self.tokenizer)
+        self._begin_with = [self.tokenizer.encode(text, add_special_tokens=False) for text in params.begin_with]
         base = params.seed if params.seed is not None else random.SystemRandom().getrandbits(63)
         needles = [s for s in params.stop if s] + ([step_delimiter] if step_delimiter else [])
         self._window = max((len(s) for s in needles), default=0) + 4
@@ -205,6 +206,8 @@ class DecodeSession(Session):
 
     def _sample(self, count: int) -> None:
         """Sample the next token of the ``count`` running rows (slots ``0 .. count - 1``)."""
+        if self.params.forbid_first or self.params.begin_with:
+            self._constrain(count)
         uniforms = None
         if self.params.temperature != 0:
             rows = [self.rows[self._slot_rows[slot]] for slot in range(count)]
@@ -224,6 +227,22 @@ class DecodeSession(Session):
             row._pending = True
             self._update_status(row, token)
         self.usage += Usage(completion_tokens=count)
+
+    def _constrain(self, count: int) -> None:
+        """Mask the logits of the ``count`` running rows: a first token may not start with ``params.forbid_first``
+        (nor end the row: the reply must say something), and a row writes one of ``params.begin_with`` (token by
+        token, as each is tokenized alone) first."""
+        for slot in range(count):
+            ids = self.rows[self._slot_rows[slot]].token_ids
+            if self.params.forbid_first and not ids:
+                banned = [*tokens_starting_with(self.tokenizer, self.params.forbid_first), *self._eos]
+                self._logits[slot, torch.tensor(banned, dtype=torch.long, device=self._logits.device)] = float("-inf")
+            if self._begin_with and not any(ids[: len(seq)] == seq for seq in self._begin_with):
+                allowed = {seq[len(ids)] for seq in self._begin_with if len(seq) > len(ids) and seq[: len(ids)] == ids}
+                keep = torch.full_like(self._logits[slot], float("-inf"))
+                index = torch.tensor(sorted(allowed), dtype=torch.long, device=self._logits.device)
+                keep[index] = self._logits[slot, index]
+                self._logits[slot] = keep
 
     def _update_status(self, row: Row, token: int) -> None:
         if token in self._eos:
