@@ -69,8 +69,11 @@ from uniscale_integrations.reward.weights import Mode, RewardWeights
 logger = logging.getLogger(__name__)
 
 MODES: tuple[Mode, ...] = ("cost-sensitive", "quality-first")
-SWEEP_COST_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6)
-"""Cost weights ``w3`` of the frontier sweep; ``w1 : w2 = 6 : 1`` as in the cost-sensitive preset."""
+SWEEP_COST_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 0.95)
+"""Cost weights ``w3`` of the frontier sweep; ``w1 : w2 = 6 : 1`` as in the cost-sensitive preset. It reaches 0.95
+so that the learners' frontiers span the cost range down to the cheapest config, as the rivals' knobs do
+(BEST-Route's loosest tolerance and the cascade's lowest threshold answer with S's greedy path): AIQ counts
+no accuracy below a router's cheapest point."""
 FRONTIER_POLICIES = (UNISCALE, UNISCALE_PRIOR, "kNN", OFFLINE_ROUTER, ORACLE)
 """Replayed at every cost weight of the sweep (Greedy, UniScale without exploration, stays in the modes' tables)."""
 RIVALS = ("kNN", OFFLINE_ROUTER, BEST_ROUTE, CASCADE)
