@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 from _results import write_section
-from threadpoolctl import threadpool_limits
 
 from uniscale_integrations.bench.evaluate import BenchSettings, tune_alpha
 from uniscale_integrations.bench.replay import BEST_FIXED, BEST_PER_TIER, UNISCALE, PolicySpec, replay, uniscale
@@ -102,31 +101,30 @@ def main() -> None:
         table.subset("tune").array("eflops")[:, [str(c) for c in table.configs].index("S/qp1/cp1/bs1")].mean()
     )
     rows = []
-    with threadpool_limits(limits=1, user_api="blas"):
-        for name, projected in candidates.items():
-            if name in cache:
-                rows.append(tuple(cache[name]))
-                continue
-            contexts = np.hstack([np.ones((len(texts), 1)), projected, cheap])
-            contexts /= np.linalg.norm(contexts, axis=1, keepdims=True)
-            tune = table.with_contexts(contexts).subset("tune")
-            if name == "full-384":
-                started = time.perf_counter()
-                spec = PolicySpec(UNISCALE, uniscale(0.5))
-                replay(tune, [spec], RewardWeights.preset("cost-sensitive"), seeds=[0], length=50, hindsight=False)
-                rows.append((name, contexts.shape[1], None, (time.perf_counter() - started) / 50))
-                cache[name] = rows[-1]
-                cache_path.write_text(json.dumps(cache, indent=1))
-                continue
-            best = {}
-            for mode in MODES:
-                weights = RewardWeights.preset(mode)
-                alpha, scores = tune_alpha(tune, weights, settings)
-                best[mode] = (alpha, scores[f"{alpha:g}"])
-            rows.append((name, contexts.shape[1], best, None))
+    for name, projected in candidates.items():
+        if name in cache:
+            rows.append(tuple(cache[name]))
+            continue
+        contexts = np.hstack([np.ones((len(texts), 1)), projected, cheap])
+        contexts /= np.linalg.norm(contexts, axis=1, keepdims=True)
+        tune = table.with_contexts(contexts).subset("tune")
+        if name == "full-384":
+            started = time.perf_counter()
+            spec = PolicySpec(UNISCALE, uniscale(0.5))
+            replay(tune, [spec], RewardWeights.preset("cost-sensitive"), seeds=[0], length=50, hindsight=False)
+            rows.append((name, contexts.shape[1], None, (time.perf_counter() - started) / 50))
             cache[name] = rows[-1]
             cache_path.write_text(json.dumps(cache, indent=1))
-            print(name, best, flush=True)
+            continue
+        best = {}
+        for mode in MODES:
+            weights = RewardWeights.preset(mode)
+            alpha, scores = tune_alpha(tune, weights, settings)
+            best[mode] = (alpha, scores[f"{alpha:g}"])
+        rows.append((name, contexts.shape[1], best, None))
+        cache[name] = rows[-1]
+        cache_path.write_text(json.dumps(cache, indent=1))
+        print(name, best, flush=True)
     references = {}
     tune = table.subset("tune")
     for mode in MODES:

@@ -39,7 +39,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from _results import write_section
-from threadpoolctl import threadpool_limits
 
 from uniscale_integrations.bench.evaluate import BEST_ROUTE_TOLERANCES, BenchSettings, tune_alpha, tune_rivals
 from uniscale_integrations.bench.practitioners import BEST_ROUTE, OFFLINE_ROUTER, BestRoute, OfflineRouter
@@ -124,22 +123,21 @@ def main() -> None:
         (tune, test) if args.kind == "mix" else (repriced(tune, "M", args.factor), repriced(test, "M", args.factor))
     )
     settings = BenchSettings(seeds=tuple(range(args.seeds)), length=args.queries)
-    with threadpool_limits(limits=1, user_api="blas"):
-        alpha, _ = tune_alpha(tune, weights, settings)
-        gamma, gamma_scores = tune_gamma(drifting_tune, weights, alpha, args.kind, tiers, args.queries)
-        rivals = tune_rivals(tune, weights)
-        prior = Prior.of_table(tune, weights)
-        specs = [
-            PolicySpec("UniScale (gamma 1)", uniscale(alpha)),
-            PolicySpec(f"UniScale (gamma {gamma:g})", uniscale(alpha, gamma=gamma)),
-            PolicySpec("UniScale + prior (gamma 1)", warmed_uniscale(alpha, prior, test)),
-            PolicySpec(f"UniScale + prior (gamma {gamma:g})", warmed_uniscale(alpha, prior, test, gamma=gamma)),
-            PolicySpec(OFFLINE_ROUTER, lambda c: OfflineRouter.from_table(tune, weights)),
-            PolicySpec(BEST_ROUTE, lambda c: BestRoute.from_table(tune, rivals["tolerance"])),
-            PolicySpec("kNN", lambda c: KNN(c.n_arms, k=10)),
-        ]
-        streams = streams_of(test, args.kind, tiers, args.queries, settings.seeds)
-        result = replay(test, specs, weights, streams=streams, hindsight=False)
+    alpha, _ = tune_alpha(tune, weights, settings)
+    gamma, gamma_scores = tune_gamma(drifting_tune, weights, alpha, args.kind, tiers, args.queries)
+    rivals = tune_rivals(tune, weights)
+    prior = Prior.of_table(tune, weights)
+    specs = [
+        PolicySpec("UniScale (gamma 1)", uniscale(alpha)),
+        PolicySpec(f"UniScale (gamma {gamma:g})", uniscale(alpha, gamma=gamma)),
+        PolicySpec("UniScale + prior (gamma 1)", warmed_uniscale(alpha, prior, test)),
+        PolicySpec(f"UniScale + prior (gamma {gamma:g})", warmed_uniscale(alpha, prior, test, gamma=gamma)),
+        PolicySpec(OFFLINE_ROUTER, lambda c: OfflineRouter.from_table(tune, weights)),
+        PolicySpec(BEST_ROUTE, lambda c: BestRoute.from_table(tune, rivals["tolerance"])),
+        PolicySpec("kNN", lambda c: KNN(c.n_arms, k=10)),
+    ]
+    streams = streams_of(test, args.kind, tiers, args.queries, settings.seeds)
+    result = replay(test, specs, weights, streams=streams, hindsight=False)
     half = args.queries // 2
     rewards = test.rewards(weights)
     best_after = {s: rewards[q[half:]].sum(axis=0).max() for s, q in streams.items()}

@@ -78,7 +78,6 @@ def _plan(args: argparse.Namespace) -> CollectPlan:
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Run the command; prints the Markdown summary and writes the results folder."""
-    from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
     from uniscale_integrations.bench.evaluate import evaluate, planned_runs
@@ -103,12 +102,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     table = load_table(table_path)
     settings = BenchSettings(seeds=tuple(range(args.seeds)), length=args.queries, modes=modes)
     started = time.perf_counter()
-    # The replay's matrices are small (d in the hundreds): BLAS threads only fight each other for the cores
-    # (a 325 x 325 inverse took 100 ms with OpenBLAS's threads on 2 busy cores, 3 ms with one).
-    with (
-        threadpool_limits(limits=1, user_api="blas"),
-        tqdm(total=planned_runs(table, settings), desc="replay", unit="run", disable=args.quiet) as bar,
-    ):
+    with tqdm(total=planned_runs(table, settings), desc="replay", unit="run", disable=args.quiet) as bar:
         results = evaluate(table, settings, progress=bar.update)
     results.info["replay_seconds"] = round(time.perf_counter() - started, 1)
     results.info["table"] = str(table_path)
