@@ -85,9 +85,9 @@ class ConfigSpace(Sequence[Config]):
     identity, is the hybrid model of LinUCB's paper (Li et al., WWW 2010: features shared
     by all arms, plus each arm's own): the shared features carry evidence across
     configurations early, and the identity lets the model fit any reward per configuration
-    and query context, which the shared ones alone cannot (given the tier and every outcome of table v2's test
-    split, the shared features alone pick a worse configuration than the tier's best on 7 of
-    10 tiers in cost-sensitive mode). It is on by default for spaces of at
+    and query context, which the shared ones alone cannot (given the tier and every outcome of table v2's tuning
+    split, the shared features alone pick a worse configuration than the tier's best on 9 of
+    10 tiers, in either mode). It is on by default for spaces of at
     most :data:`IDENTITY_LIMIT` configurations (``identity=None``), whose joint dimension
     stays small; ``identity`` forces it on or off.
     """
