@@ -12,6 +12,7 @@ from uniscale_integrations.bench.replay import (
     PolicySpec,
     best_fixed_arm,
     best_per_tier_arms,
+    drift_stream,
     replay,
     routing_arms,
     run_policy,
@@ -130,6 +131,20 @@ def test_stream_is_a_permutation_or_shuffled_passes_over_every_question() -> Non
     assert stream(7, 500, seed=2).tolist() != long.tolist()
     with pytest.raises(ValueError, match="positive"):
         stream(0, 5, seed=1)
+
+
+def test_a_drift_stream_changes_its_tier_mix_half_way() -> None:
+    table = hand_table()
+    questions = drift_stream(table, ["a"], ["b"], 20, seed=3)
+    tiers = np.asarray(table.tiers)[table.tier_index[questions]]
+    assert questions.size == 20
+    assert set(tiers[:10]) == {"a"}
+    assert set(tiers[10:]) == {"b"}
+    assert sorted(set(questions[:10].tolist())) == list(range(6))  # shuffled passes over tier a's questions
+    again = replay(table, [PolicySpec(UNISCALE, uniscale(0.5))], COST_SENSITIVE, streams={3: questions})
+    assert np.array_equal(again.traces[UNISCALE][3].questions, questions)
+    with pytest.raises(ValueError, match="unknown"):
+        drift_stream(table, ["a"], ["c"], 20, seed=0)
 
 
 def test_restricted_policies_choose_only_their_configs() -> None:
