@@ -62,6 +62,7 @@ from uniscale_integrations.bench.replay import (
     warmed_uniscale,
 )
 from uniscale_integrations.outcomes import OutcomeTable
+from uniscale_integrations.policy.base import Policy, PolicyContext
 from uniscale_integrations.policy.baselines import KNN, Oracle
 from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.reward.weights import Mode, RewardWeights
@@ -224,7 +225,7 @@ def tune_prior_alpha(
 def tune_rivals(tune: OutcomeTable, weights: RewardWeights) -> dict[str, Any]:
     """BEST-Route's tolerance and the cascade's strong config and threshold, each the best on the tuning split."""
     questions = np.arange(tune.n_questions, dtype=np.int64)
-    features = [tune.features(q) for q in questions]
+    features = [tune.features(q) for q in range(tune.n_questions)]
 
     def mean_reward(policy: BestRoute) -> float:
         rewards = tune.rewards(weights)
@@ -300,7 +301,7 @@ def _mode(
     if tune is not None:
         specs[1:1] = [PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_alpha, Prior.of_table(tune, weights), test))]
         specs[-1:-1] = [
-            PolicySpec(OFFLINE_ROUTER, lambda c: OfflineRouter.from_table(tune, weights)),
+            PolicySpec(OFFLINE_ROUTER, _offline_router(tune, weights)),
             PolicySpec(BEST_ROUTE, lambda c: BestRoute.from_table(tune, rivals["tolerance"])),
         ]
     result = replay(test, specs, weights, seeds=settings.seeds, length=settings.length, progress=progress)
@@ -469,11 +470,12 @@ def _frontier(
             PolicySpec("kNN", lambda c: KNN(c.n_arms, k=settings.knn_k)),
             PolicySpec(ORACLE, lambda c: Oracle()),
         ]
-        if tune is not None:
-            prior_alpha = float(max(mode.tuning["prior_alpha"], key=lambda a: mode.tuning["prior_alpha"][a]))
+        if tune is not None and mode is not None:
+            scores: dict[str, float] = mode.tuning["prior_alpha"]
+            prior_alpha = float(max(scores, key=scores.__getitem__))
             specs += [
                 PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_alpha, Prior.of_table(tune, weights), test)),
-                PolicySpec(OFFLINE_ROUTER, lambda c, w=weights: OfflineRouter.from_table(tune, w)),
+                PolicySpec(OFFLINE_ROUTER, _offline_router(tune, weights)),
             ]
         result = replay(
             test, specs, weights, seeds=settings.seeds, length=settings.length, hindsight=False, progress=progress
@@ -539,6 +541,11 @@ def _frontier(
         "share_above_hull": mean_spread(above),
         "seeds": len(seeds),
     }
+
+
+def _offline_router(tune: OutcomeTable, weights: RewardWeights) -> Callable[[PolicyContext], Policy]:
+    """A factory of the offline router fitted on ``tune`` under ``weights``."""
+    return lambda context: OfflineRouter.from_table(tune, weights)
 
 
 def _rival_points(
