@@ -2,9 +2,17 @@
 
 from typing import Any
 
+import pytest
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from pydantic import Field
+
+AGENT_WARNINGS = [
+    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
+    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
+    pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning"),
+]
+"""Deprecations inside llama-index's agents and workflow runtime (raised with any LLM)."""
 
 
 class EventLog(BaseEventHandler):

@@ -4,27 +4,15 @@ SmolLM2-135M (S) does not follow the ReAct format (it answers straight away), so
 test uses Qwen2.5-Coder-0.5B (M), which does.
 """
 
-from collections.abc import Iterator
-
 import pytest
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent, ToolCallResult
 from llama_index.core.tools import FunctionTool
+from llama_index_support import AGENT_WARNINGS
 
 from uniscale_integrations import UniScale
 from uniscale_integrations.llama_index import UniScaleLLM
 
-# Deprecations inside llama-index's agents and workflow runtime (raised with any LLM).
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
-    pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning"),
-]
-
-
-@pytest.fixture(scope="module")
-def qwen() -> Iterator[UniScaleLLM]:
-    with UniScale.from_defaults(models=("M",), qp=(1,), cp=(1,), bs=(1,), max_new_tokens=64, seed=0) as engine:
-        yield UniScaleLLM(engine=engine)
+pytestmark = AGENT_WARNINGS
 
 
 def add(a: int, b: int) -> int:

@@ -2,29 +2,17 @@
 two-step tool task (locate a landmark, then ask for its city's weather), forced calls, partial calls while
 streaming, structured prediction, and tool turns in a history."""
 
-from collections.abc import Iterator
-
 import pytest
 from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
 from llama_index.core.base.llms.types import ChatMessage, TextBlock, ToolCallBlock
 from llama_index.core.tools import FunctionTool
+from llama_index_support import AGENT_WARNINGS
 from pydantic import BaseModel
 
-from uniscale_integrations import UniScale
 from uniscale_integrations.llama_index import UniScaleLLM
 from uniscale_integrations.llama_index.messages import to_chat
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
-    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
-    pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning"),
-]
-
-
-@pytest.fixture(scope="module")
-def qwen() -> Iterator[UniScaleLLM]:
-    with UniScale.from_defaults(models=("M",), qp=(1,), cp=(1,), bs=(1,), max_new_tokens=64, seed=0) as engine:
-        yield UniScaleLLM(engine=engine)
+pytestmark = AGENT_WARNINGS
 
 
 def weather(city: str) -> str:
