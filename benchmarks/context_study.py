@@ -9,6 +9,8 @@ Every representation re-encodes the table's questions (``OutcomeTable.with_conte
 
 - ``random-k``: the engine's seeded orthonormal random projection to k dimensions (k = 8 is the default);
 - ``pca-k``: a PCA of the embeddings fitted on the tuning split's questions;
+- ``static-k``: the same random projection of MiniLM's static distillation (``query_embedder="static"``,
+  :mod:`~uniscale_integrations.features.static`): a token table instead of a transformer pass per query;
 - ``full-384``: the whole embedding (timed on a short stream only: LinUCB's d = dz x 389 is too wide to
   replay 1,000 queries in a benchmark's time; its per-step cost is reported instead);
 - ``... + S log-likelihood``: a signal known before generation, S's mean log-likelihood per token of the
@@ -35,6 +37,7 @@ from _results import write_section
 from uniscale_integrations.bench.evaluate import BenchSettings, tune_alpha
 from uniscale_integrations.bench.replay import BEST_FIXED, BEST_PER_TIER, UNISCALE, PolicySpec, replay, uniscale
 from uniscale_integrations.features.encoder import MiniLMEmbedder, cheap_features
+from uniscale_integrations.features.static import StaticMiniLMEmbedder
 from uniscale_integrations.outcomes import default_table_path, load_table
 from uniscale_integrations.reward.cost import Usage
 from uniscale_integrations.reward.weights import RewardWeights
@@ -97,6 +100,8 @@ def main() -> None:
     signal = np.clip(-loglik / 10.0, 0.0, 1.0)[:, None]  # mean NLL per token, scaled into [0, 1]
     for k in (8, 16):
         candidates[f"random-{k} + S log-likelihood"] = np.hstack([candidates[f"random-{k}"], signal])
+    static = representations(StaticMiniLMEmbedder().embed(texts), tune_mask)
+    candidates["static-16"] = static["random-16"]
     s_eflops = float(
         table.subset("tune").array("eflops")[:, [str(c) for c in table.configs].index("S/qp1/cp1/bs1")].mean()
     )

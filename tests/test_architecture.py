@@ -29,6 +29,7 @@ PACKAGE = "uniscale_integrations"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),  # exceptions
+    ("cache",),  # where what is derived once per machine is kept
     ("checks",),  # the one place each rule on a value is written
     ("events",),  # what the engine and the executor tell listeners
     ("answers",),  # final answers in text: extraction, equality

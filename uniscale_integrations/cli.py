@@ -14,6 +14,7 @@ from pathlib import Path
 from uniscale_integrations.engine import Result, UniScale
 from uniscale_integrations.errors import UniScaleError
 from uniscale_integrations.executor.styles import STYLES
+from uniscale_integrations.features.embedders import EMBEDDER_HELP, EMBEDDER_NAMES
 from uniscale_integrations.features.space import Config
 
 logger = logging.getLogger("uniscale_integrations.cli")
@@ -28,6 +29,7 @@ def _engine(args: argparse.Namespace) -> UniScale:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         store=args.store,
+        query_embedder=args.query_embedder,
     )
 
 
@@ -151,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--models", help="comma-separated ladder rungs (default: S,M)")
     common.add_argument("--max-new-tokens", type=int, help="token budget per path (default: per style)")
     common.add_argument("--seed", type=int, default=0)
+    common.add_argument(
+        "--query-embedder",
+        choices=EMBEDDER_NAMES,
+        default="minilm",
+        help=EMBEDDER_HELP,
+    )
     common.add_argument(
         "--store", type=Path, help="the policy store (an SQLite file) to learn from and into (default: in memory)"
     )

@@ -19,6 +19,7 @@ from uniscale_integrations.executor.paths import Aggregation
 from uniscale_integrations.executor.search import Executor
 from uniscale_integrations.executor.stopping import EarlyStopping
 from uniscale_integrations.executor.styles import AnswerStyle, answer_style
+from uniscale_integrations.features.embedders import EmbedderName, query_embedder
 from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.reward.cost import CostModel
@@ -87,6 +88,9 @@ class Defaults:
     aggregation: Aggregation = "weighted_vote"
     verifier_timeout: float | None = None
     """Seconds a verifier call may take (see :class:`~uniscale_integrations.executor.search.Executor`)."""
+    query_embedder: EmbedderName = "minilm"
+    """The query encoder's embedding model (:data:`~uniscale_integrations.features.embedders.EmbedderName`):
+    ``"minilm"`` or its static distillation ``"static"``, which decides faster with slightly weaker contexts."""
     remote: Mapping[str, str] | None = None
     """Rungs generated on an OpenAI-compatible server that serves them under the rung's name, by base URL
     (e.g. ``{"M": "http://gpu-box:8080/v1"}``): :class:`~uniscale_integrations.backends.openai.OpenAIGenerator`
@@ -157,7 +161,8 @@ class Defaults:
             verifier_timeout=self.verifier_timeout,
             meaning=MeaningPool(MiniLMEmbedder(device), cost_model=cost_model) if answers.pool_by_meaning else None,
         )
-        return Stack(ConfigSpace.grid(models, self.qp, self.cp, self.bs), executor, specs, cost_model)
+        encoder = QueryEncoder(query_embedder(self.query_embedder))
+        return Stack(ConfigSpace.grid(models, self.qp, self.cp, self.bs), executor, specs, cost_model, encoder)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from uniscale_integrations.cache import cache_dir
 from uniscale_integrations.errors import MissingModelError, UniScaleError
 from uniscale_integrations.models.gguf import ensure_converted
 from uniscale_integrations.models.registry import HFDirectory, ModelSpec
@@ -35,14 +36,6 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     device: str
     dtype: torch.dtype
-
-
-def cache_dir() -> Path:
-    """Where converted models live: ``$UNISCALE_CACHE_DIR`` or ``~/.cache/uniscale_integrations``."""
-    configured = os.environ.get("UNISCALE_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".cache" / "uniscale_integrations"
 
 
 def resolve_device() -> str:

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from uniscale_integrations.features.embedders import EMBEDDER_HELP, EMBEDDER_NAMES
 from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
 from uniscale_integrations.serve.settings import LOG_LEVEL_ENV, MODES, SETTINGS_ENV, ServeSettings
 from uniscale_integrations.store import is_postgres_url
@@ -79,6 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="most tokens a rendered prompt may have; longer ones get 400 context_length_exceeded (default: 4096)",
     )
     parser.add_argument("--max-concurrency", type=int, default=4, help="searches at once per worker (default: 4)")
+    parser.add_argument(
+        "--query-embedder",
+        choices=EMBEDDER_NAMES,
+        default="minilm",
+        help=EMBEDDER_HELP,
+    )
     parser.add_argument("--no-warmup", action="store_true", help="load models on the first request, not at start")
     parser.add_argument(
         "--remote",

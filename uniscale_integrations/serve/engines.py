@@ -30,6 +30,7 @@ class Engines(Mapping[str, UniScale]):
             system_prompt=settings.system_prompt,
             instruction=settings.instruction,
             remote=dict(settings.remote),
+            query_embedder=settings.query_embedder,
         ).build()
         engines: dict[str, UniScale] = {}
         try:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import get_args
 
+from uniscale_integrations.features.embedders import EMBEDDER_NAMES
 from uniscale_integrations.reward.weights import Mode
 from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
 from uniscale_integrations.store import PolicyStore, is_postgres_url, open_store
@@ -69,6 +70,9 @@ class ServeSettings:
     """Load the models and the query encoder before accepting requests."""
     remote: tuple[tuple[str, str], ...] = ()
     """Rungs generated on an OpenAI-compatible server: ``(rung, base URL)`` pairs."""
+    query_embedder: str = "minilm"
+    """The query encoder's model, ``"minilm"`` or ``"static"``
+    (:data:`~uniscale_integrations.features.embedders.EmbedderName`)."""
 
     def __post_init__(self) -> None:
         if not self.modes:
@@ -88,6 +92,8 @@ class ServeSettings:
             raise ValueError(
                 f"max_new_tokens ({self.max_new_tokens}) exceeds max_tokens_limit ({self.max_tokens_limit})"
             )
+        if self.query_embedder not in EMBEDDER_NAMES:
+            raise ValueError(f"unknown query embedder {self.query_embedder!r}; choose from {', '.join(EMBEDDER_NAMES)}")
         if self.synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', got {self.synchronous!r}")
         rungs = [rung for rung, _ in self.remote]
