@@ -15,6 +15,7 @@ from uniscale_integrations.errors import StoreRepresentationError
 from uniscale_integrations.features import static
 from uniscale_integrations.features.encoder import MiniLMEmbedder, QueryEncoder
 from uniscale_integrations.features.static import StaticMiniLMEmbedder
+from uniscale_integrations.serve.command import settings_of
 from uniscale_integrations.serve.settings import ServeSettings
 from uniscale_integrations.store.sqlite import SQLiteStore
 
@@ -136,5 +137,7 @@ def test_settings_the_cli_and_the_server_choose_it_by_name() -> None:
         ServeSettings(query_embedder="fast")
     args = build_parser().parse_args(["ask", "What is 2 + 2?", "--query-embedder", "static"])
     assert args.query_embedder == "static"
+    served = build_parser().parse_args(["serve", "--query-embedder", "static", "--no-warmup"])
+    assert settings_of(served).query_embedder == "static"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ask", "What is 2 + 2?", "--query-embedder", "fast"])
