@@ -19,8 +19,9 @@ Every representation re-encodes the table's questions (``OutcomeTable.with_conte
 Results are cached per representation in ``benchmarks/results/context_study.json`` (a rerun computes
 only what is missing).
 
-For each, UniScale is replayed on the tuning split (5 seeds x 1,000 queries, each of the 62 questions
-about 16 times) at every exploration weight of the bench, in both modes; the table gives the best mean
+For each, UniScale is replayed on the tuning split as the bench tunes it (``tune_alpha``: 20 seeds, streams
+that bring each of the 62 questions back as often as the test streams do, about 4 times) at every
+exploration weight of the bench, in both modes; the table gives the best mean
 reward per mode, the hindsight best fixed config and best config per tier for scale. Nothing here looks
 at the test split. It replaces the "Context study (tuning split)" section of ``benchmarks/RESULTS.md``.
 """
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from _results import write_section
 
-from uniscale_integrations.bench.evaluate import BenchSettings, tune_alpha
+from uniscale_integrations.bench.evaluate import BenchSettings, tune_alpha, tuning_length
 from uniscale_integrations.bench.replay import BEST_FIXED, BEST_PER_TIER, UNISCALE, PolicySpec, replay, uniscale
 from uniscale_integrations.features.encoder import MiniLMEmbedder, cheap_features
 from uniscale_integrations.features.static import StaticMiniLMEmbedder
@@ -92,7 +93,9 @@ def main() -> None:
     embeddings = MiniLMEmbedder().embed(texts)
     cheap = np.asarray([cheap_features(t) for t in texts])
     tune_mask = np.asarray([q.split == "tune" for q in table.questions])
+    n_test = int((~tune_mask).sum())
     settings = BenchSettings()
+    tuning_queries = tuning_length(int(tune_mask.sum()), settings.length / n_test)
     cache_path = ROOT / "results" / "context_study.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     candidates = representations(embeddings, tune_mask)
@@ -124,7 +127,7 @@ def main() -> None:
         best = {}
         for mode in MODES:
             weights = RewardWeights.preset(mode)
-            alpha, scores = tune_alpha(tune, weights, settings)
+            alpha, scores = tune_alpha(tune, weights, settings, repeats=settings.length / n_test)
             best[mode] = (alpha, scores[f"{alpha:g}"])
         rows.append((name, contexts.shape[1], best, None))
         cache[name] = rows[-1]
@@ -133,13 +136,15 @@ def main() -> None:
     references = {}
     tune = table.subset("tune")
     for mode in MODES:
-        result = replay(tune, [], RewardWeights.preset(mode), seeds=[1000 + s for s in settings.seeds])
+        length = tuning_length(tune.n_questions, settings.length / n_test)
+        result = replay(tune, [], RewardWeights.preset(mode), seeds=list(settings.tuning_seeds), length=length)
         references[mode] = [
             np.mean([t.reward.mean() for t in result.traces[ref].values()]) for ref in (BEST_FIXED, BEST_PER_TIER)
         ]
     lines = [
         "Command: `python benchmarks/context_study.py` (table v2's tuning split, 62 questions; UniScale replayed "
-        f"with 5 seeds x {settings.length} queries at alpha in {{{', '.join(f'{a:g}' for a in settings.alphas)}}}; "
+        f"with {len(settings.tuning_seeds)} seeds x {tuning_queries} queries at alpha in "
+        f"{{{', '.join(f'{a:g}' for a in settings.alphas)}}}; "
         "the best alpha's mean reward per mode). Hindsight references on the same streams: best fixed config "
         + "; ".join(f"{m} {references[m][0]:.3f}" for m in MODES)
         + ", best config per tier "

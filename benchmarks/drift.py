@@ -123,7 +123,7 @@ def main() -> None:
         (tune, test) if args.kind == "mix" else (repriced(tune, "M", args.factor), repriced(test, "M", args.factor))
     )
     settings = BenchSettings(seeds=tuple(range(args.seeds)), length=args.queries)
-    alpha, _ = tune_alpha(tune, weights, settings)
+    alpha, _ = tune_alpha(tune, weights, settings, repeats=args.queries / test.n_questions)
     gamma, gamma_scores = tune_gamma(drifting_tune, weights, alpha, args.kind, tiers, args.queries)
     rivals = tune_rivals(tune, weights)
     prior = Prior.of_table(tune, weights)

@@ -39,7 +39,7 @@ def main() -> None:
     ]
     for mode in ("cost-sensitive", "quality-first"):
         weights = RewardWeights.preset(mode)
-        alpha, _ = tune_prior_alpha(tune, weights, settings)
+        alpha, _ = tune_prior_alpha(tune, weights, settings, repeats=settings.length / test.n_questions)
         tolerance = tune_rivals(tune, weights)["tolerance"]
         specs = [
             PolicySpec(UNISCALE_PRIOR, warmed_uniscale(alpha, Prior.of_table(tune, weights), test)),

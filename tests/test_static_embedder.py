@@ -64,7 +64,8 @@ def test_a_second_embedder_reads_the_cached_table(cache: Path, monkeypatch: pyte
     first = StaticMiniLMEmbedder(cache=cache).embed(TEXTS)
     _no_distilling(monkeypatch)
     again = StaticMiniLMEmbedder(cache=cache)
-    assert again.cache_file is not None and again.cache_file.parent == cache
+    assert again.cache_file is not None
+    assert again.cache_file.parent == cache
     np.testing.assert_array_equal(again.embed(TEXTS), first)
 
 
@@ -87,7 +88,8 @@ def test_a_damaged_cache_file_is_distilled_again_never_used(
         np.save(broken.cache_file, np.array([{"not": "numbers"}], dtype=object), allow_pickle=True)
     with caplog.at_level(logging.WARNING, logger="uniscale_integrations.features.static"):
         vectors = broken.embed(TEXTS)
-    assert "distilling it again" in caplog.text and len(distilled) == 1
+    assert "distilling it again" in caplog.text
+    assert len(distilled) == 1
     np.testing.assert_array_equal(vectors, good.embed(TEXTS))
     np.testing.assert_array_equal(np.load(broken.cache_file), table)  # repaired in place
 

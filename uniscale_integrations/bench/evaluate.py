@@ -90,8 +90,11 @@ class BenchSettings:
     length: int = 1000
     alphas: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
     """UniScale's exploration weights tried on the tuning split."""
-    prior_alphas: tuple[float, ...] = (0.1, 0.25, 0.5)
+    prior_alphas: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
     """The same, for UniScale started from the tuning split's prior (tried on halves of the tuning split)."""
+    tuning_seeds: tuple[int, ...] = tuple(range(1000, 1020))
+    """Seeds of the tuning replays. Their streams bring each question back as often as the test streams do
+    (:func:`tuning_length`), so they are short, and more seeds than the test's 5 steady the choice."""
     knn_k: int = 10
     modes: tuple[Mode, ...] = MODES
     sweep: tuple[float, ...] = SWEEP_COST_WEIGHTS
@@ -139,13 +142,12 @@ def planned_runs(table: OutcomeTable, settings: BenchSettings) -> int:
     has_tune = any(q.split == "tune" for q in table.questions)
     has_off = False in table.coverage and bool(table.coverage[False].any())
     n_models = len({c.model for c in table.configs})
-    tuning = len(settings.alphas) + 3 if has_tune else 0  # + UniScale + prior, the offline router, BEST-Route
-    per_mode = tuning + 5 + n_models + table.n_configs + 2 + 1 + (3 if has_off else 0)
+    rivals = 3 if has_tune else 0  # UniScale + prior, the offline router, BEST-Route
+    per_mode = rivals + 5 + n_models + table.n_configs + 2 + 1 + (3 if has_off else 0)
     per_sweep = len(FRONTIER_POLICIES) - (0 if has_tune else 2)
-    prior_tuning = len(settings.prior_alphas) if has_tune else 0  # one tick per alpha, not per seed
-    return (
-        seeds * (len(settings.modes) * per_mode + len(settings.sweep) * per_sweep) + len(settings.modes) * prior_tuning
-    )
+    # tuning: a tick per (alpha, seed) replay; with the prior one per alpha
+    tuning = len(settings.tuning_seeds) * len(settings.alphas) + len(settings.prior_alphas) if has_tune else 0
+    return seeds * (len(settings.modes) * per_mode + len(settings.sweep) * per_sweep) + len(settings.modes) * tuning
 
 
 def sweep_weights(cost_weight: float) -> RewardWeights:
@@ -181,18 +183,30 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------- tuning
+def tuning_length(questions: int, repeats: float) -> int:
+    """The length of a tuning stream over ``questions`` questions that brings each back ``repeats`` times, as
+    the streams the choice is for do. Longer streams favour exploring: over the tuning split's 62 questions
+    at the test's 1,000 queries (each question 16 times), the prior's alpha 1 beat 0.5 on 20 seeds; at the
+    test's 4 repeats, 0.5 beat 1 (session 8)."""
+    return max(1, round(questions * repeats))
+
+
 def tune_alpha(
     tune: OutcomeTable,
     weights: RewardWeights,
     settings: BenchSettings,
     progress: Callable[[int], None] | None = None,
+    *,
+    repeats: float,
 ) -> tuple[float, dict[str, float]]:
-    """The exploration weight with the best mean reward on the tuning split (ties: the smaller)."""
+    """The exploration weight with the best mean reward on the tuning split (ties: the smaller), on streams
+    that bring each question back ``repeats`` times (:func:`tuning_length`)."""
     scores: dict[str, float] = {}
+    length = tuning_length(tune.n_questions, repeats)
     for alpha in settings.alphas:
         spec = PolicySpec(UNISCALE, uniscale(alpha))
-        seeds = [1000 + s for s in settings.seeds]
-        result = replay(tune, [spec], weights, seeds=seeds, length=settings.length, hindsight=False, progress=progress)
+        seeds = list(settings.tuning_seeds)
+        result = replay(tune, [spec], weights, seeds=seeds, length=length, hindsight=False, progress=progress)
         scores[f"{alpha:g}"] = float(np.mean([t.reward.mean() for t in result.traces[UNISCALE].values()]))
     best = max(settings.alphas, key=lambda a: (scores[f"{a:g}"], -a))
     return best, scores
@@ -203,17 +217,22 @@ def tune_prior_alpha(
     weights: RewardWeights,
     settings: BenchSettings,
     progress: Callable[[int], None] | None = None,
+    *,
+    repeats: float,
 ) -> tuple[float, dict[str, float]]:
     """The exploration weight of UniScale + prior: the prior from one half of the tuning split, the replay
-    on the other half, and the other way round (the prior never sees the questions it is scored on)."""
+    on the other half, and the other way round (the prior never sees the questions it is scored on); each
+    question comes back ``repeats`` times per stream (:func:`tuning_length`)."""
     halves = [tune.select(range(start, tune.n_questions, 2)) for start in (0, 1)]
     scores: dict[str, float] = {}
     for alpha in settings.prior_alphas:
         means = []
         for fit, held_out in (halves, halves[::-1]):
             spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(alpha, Prior.of_table(fit, weights), held_out))
-            seeds = [1000 + s for s in settings.seeds]
-            result = replay(held_out, [spec], weights, seeds=seeds, length=settings.length // 2, hindsight=False)
+            length = tuning_length(held_out.n_questions, repeats)
+            result = replay(
+                held_out, [spec], weights, seeds=list(settings.tuning_seeds), length=length, hindsight=False
+            )
             means += [t.reward.mean() for t in result.traces[UNISCALE_PRIOR].values()]
         scores[f"{alpha:g}"] = float(np.mean(means))
         if progress is not None:
@@ -286,9 +305,10 @@ def _mode(
     weights = RewardWeights.preset(mode)
     tuning: dict[str, Any] = {}
     if tune is not None:
-        alpha, tuning["alpha"] = tune_alpha(tune, weights, settings, progress)
+        repeats = settings.length / test.n_questions
+        alpha, tuning["alpha"] = tune_alpha(tune, weights, settings, progress, repeats=repeats)
         tts_model, tuning["tts_model"] = tune_tts_model(tune, weights)
-        prior_alpha, tuning["prior_alpha"] = tune_prior_alpha(tune, weights, settings, progress)
+        prior_alpha, tuning["prior_alpha"] = tune_prior_alpha(tune, weights, settings, progress, repeats=repeats)
         tuning["rivals"] = rivals = tune_rivals(tune, weights)
     else:
         alpha, tts_model = 0.5, table.configs[-1].model

@@ -72,8 +72,9 @@ def margin(mode: Mode = "cost-sensitive", *, seed: int = 0, length: int = 1000, 
     tune, test = full.subset("tune"), full.subset("test")
     weights = RewardWeights.preset(mode)
     settings = BenchSettings(seeds=(seed,), length=length)
-    alpha, _ = tune_alpha(tune, weights, settings)
-    prior_alpha, _ = tune_prior_alpha(tune, weights, settings)
+    repeats = length / test.n_questions
+    alpha, _ = tune_alpha(tune, weights, settings, repeats=repeats)
+    prior_alpha, _ = tune_prior_alpha(tune, weights, settings, repeats=repeats)
     best_single = int(np.argmax(tune.rewards(weights).mean(axis=0)))
     specs = [
         PolicySpec(UNISCALE, uniscale(alpha)),
