@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from uniscale_integrations.bench.evaluate import BenchSettings, evaluate
+from uniscale_integrations.bench import evaluate as evaluate_module
+from uniscale_integrations.bench.evaluate import (
+    BenchSettings,
+    evaluate,
+    planned_runs,
+    tune_alpha,
+    tune_prior_alpha,
+    tuning_length,
+)
 from uniscale_integrations.bench.replay import (
     BEST_FIXED,
     BEST_PER_TIER,
@@ -208,7 +216,9 @@ def test_policy_names_must_be_unique() -> None:
 def test_evaluate_reports_every_goal_on_a_synthetic_table() -> None:
     table = synthetic_table(8, seed=1)
     settings = BenchSettings(seeds=(0, 1), length=150, alphas=(0.5, 1.0), sweep=(0.05, 0.3))
-    results = evaluate(table, settings)
+    ticks: list[int] = []
+    results = evaluate(table, settings, progress=ticks.append)
+    assert sum(ticks) == planned_runs(table, settings)  # the progress bar ends full
     assert set(results.modes) == {"cost-sensitive", "quality-first"}
     assert {g["goal"] for g in results.goals} == {"P1", "P2", "P3", "P4"}
     for mode in results.modes.values():
@@ -222,3 +232,24 @@ def test_evaluate_reports_every_goal_on_a_synthetic_table() -> None:
     assert length > questions
     recurs = f"each {length // questions} or {length // questions + 1} times per stream"
     assert f"in shuffled passes over the {questions} distinct test questions ({recurs})" in summary_markdown(results)
+
+
+def test_tuning_streams_bring_each_question_back_as_often_as_the_test_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    tune = synthetic_table(8, seed=1).subset("tune")
+    seen: list[tuple[int, int, int]] = []
+    real = evaluate_module.replay
+
+    def spy(table: OutcomeTable, specs: list[PolicySpec], weights: RewardWeights, **kwargs: object) -> object:
+        seen.append((table.n_questions, kwargs["length"], len(kwargs["seeds"])))  # type: ignore[arg-type]
+        return real(table, specs, weights, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluate_module, "replay", spy)
+    tune_alpha(tune, COST_SENSITIVE, BenchSettings(alphas=(0.5,)), repeats=4.0)
+    assert seen == [(tune.n_questions, 4 * tune.n_questions, 20)]
+    seen.clear()
+    tune_prior_alpha(tune, COST_SENSITIVE, BenchSettings(prior_alphas=(0.5,)), repeats=2.5)
+    assert len(seen) == 2  # one half scored with the other's prior, and the other way round
+    assert sum(n for n, _, _ in seen) == tune.n_questions
+    assert [length for _, length, _ in seen] == [tuning_length(n, 2.5) for n, _, _ in seen]
+    assert tuning_length(62, 1000 / 248) == 250
+    assert tuning_length(1, 0.1) == 1

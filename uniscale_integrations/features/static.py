@@ -93,6 +93,7 @@ class StaticMiniLMEmbedder:
         """The table's file: named by the model package's version and the recipe."""
         if self._cache is None:
             return None
+        embedding_model_path()  # without the model package: a MissingModelError naming the fix
         return self._cache / f"{EMBEDDING_PACKAGE}-{metadata.version(EMBEDDING_PACKAGE)}-{RECIPE}.npy"
 
     def _load(self) -> tuple[FloatArray, object]:
