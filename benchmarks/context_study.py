@@ -37,7 +37,8 @@ from _results import write_section
 
 from uniscale_integrations.bench.evaluate import BenchSettings, tune_alpha, tuning_length
 from uniscale_integrations.bench.replay import BEST_FIXED, BEST_PER_TIER, UNISCALE, PolicySpec, replay, uniscale
-from uniscale_integrations.features.encoder import MiniLMEmbedder, cheap_features
+from uniscale_integrations.features.encoder import cheap_features
+from uniscale_integrations.features.minilm import MiniLMEmbedder
 from uniscale_integrations.features.static import StaticMiniLMEmbedder
 from uniscale_integrations.outcomes import default_table_path, load_table
 from uniscale_integrations.reward.cost import Usage

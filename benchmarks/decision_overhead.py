@@ -51,8 +51,9 @@ from uniscale_integrations import Config, UniScale
 from uniscale_integrations.defaults import Defaults
 from uniscale_integrations.events import Listener
 from uniscale_integrations.executor.search import Execution
-from uniscale_integrations.features.encoder import QueryEncoder, embedding_model_path
+from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.features.minilm import embedding_model_path
 from uniscale_integrations.features.query import Message
 from uniscale_integrations.options import RunOptions
 from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table

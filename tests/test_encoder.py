@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from uniscale_integrations.features.encoder import CHEAP_FEATURES, MiniLMEmbedder, QueryEncoder, cheap_features
+from uniscale_integrations.features.encoder import CHEAP_FEATURES, QueryEncoder, cheap_features
+from uniscale_integrations.features.minilm import MiniLMEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_packed_linear_layers_embed_as_the_plain_model_does(encoder: QueryEncode
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from uniscale_integrations.features.encoder import embedding_model_path, pack_linear_layers
+    from uniscale_integrations.features.minilm import embedding_model_path, pack_linear_layers
 
     plain = SentenceTransformer(embedding_model_path(), device="cpu", local_files_only=True)
     packed = encoder.embedder.sentence_transformer  # type: ignore[attr-defined]

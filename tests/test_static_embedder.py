@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_support import make_engine, real_encoder
+from store_support import make_engine
 
 from uniscale_integrations.cli import build_parser
 from uniscale_integrations.defaults import Defaults
 from uniscale_integrations.errors import StoreRepresentationError
 from uniscale_integrations.features import static
-from uniscale_integrations.features.encoder import MiniLMEmbedder, QueryEncoder
+from uniscale_integrations.features.encoder import QueryEncoder
+from uniscale_integrations.features.minilm import MiniLMEmbedder
 from uniscale_integrations.features.static import StaticMiniLMEmbedder
 from uniscale_integrations.serve.command import settings_of
 from uniscale_integrations.serve.settings import ServeSettings
@@ -112,14 +113,15 @@ def test_an_unwritable_cache_keeps_the_table_in_memory(
 def test_it_is_a_representation_of_its_own(cache: Path) -> None:
     fast = QueryEncoder(StaticMiniLMEmbedder(cache=cache))
     assert fast.representation == "minilm-l6-static/random16/seed0+cheap4"
-    assert fast.representation != QueryEncoder().representation
+    assert fast.representation == QueryEncoder().representation  # the default
+    assert QueryEncoder(MiniLMEmbedder()).representation == "minilm-l6/random16/seed0+cheap4"
     assert fast.encode(TEXTS).shape == (len(TEXTS), fast.context_dim)
 
 
 def test_a_minilm_store_refits_into_the_static_encoder(cache: Path, tmp_path: Path) -> None:
-    """The way to switch an existing policy to the fast encoder: a store that kept its queries, refitted."""
+    """The way to move a policy between the two encoders: a store that kept its queries, refitted."""
     path = tmp_path / "policy.db"
-    with make_engine(SQLiteStore(path, keep_queries=True), encoder=real_encoder()) as engine:
+    with make_engine(SQLiteStore(path, keep_queries=True), encoder=QueryEncoder(MiniLMEmbedder())) as engine:
         for i, question in enumerate(TEXTS):
             engine.feedback(engine.run(question).decision_id, correct=float(i % 2))
     fast = QueryEncoder(StaticMiniLMEmbedder(cache=cache))
@@ -131,15 +133,16 @@ def test_a_minilm_store_refits_into_the_static_encoder(cache: Path, tmp_path: Pa
 
 
 def test_settings_the_cli_and_the_server_choose_it_by_name() -> None:
-    assert isinstance(Defaults(query_embedder="static").build().encoder.embedder, StaticMiniLMEmbedder)
-    assert isinstance(Defaults().build().encoder.embedder, MiniLMEmbedder)
+    assert isinstance(Defaults().build().encoder.embedder, StaticMiniLMEmbedder)
+    assert isinstance(Defaults(query_embedder="minilm").build().encoder.embedder, MiniLMEmbedder)
     with pytest.raises(ValueError, match="unknown query embedder 'fast'; choose from minilm, static"):
         Defaults(query_embedder="fast").build()  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown query embedder"):
         ServeSettings(query_embedder="fast")
-    args = build_parser().parse_args(["ask", "What is 2 + 2?", "--query-embedder", "static"])
-    assert args.query_embedder == "static"
-    served = build_parser().parse_args(["serve", "--query-embedder", "static", "--no-warmup"])
-    assert settings_of(served).query_embedder == "static"
+    assert build_parser().parse_args(["ask", "What is 2 + 2?"]).query_embedder == "static"
+    args = build_parser().parse_args(["ask", "What is 2 + 2?", "--query-embedder", "minilm"])
+    assert args.query_embedder == "minilm"
+    served = build_parser().parse_args(["serve", "--query-embedder", "minilm", "--no-warmup"])
+    assert settings_of(served).query_embedder == "minilm"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ask", "What is 2 + 2?", "--query-embedder", "fast"])

@@ -230,7 +230,8 @@ def test_removing_a_model_refits_on_the_rest_and_restoring_it_restores_the_polic
 
 def test_a_store_made_with_another_encoder_is_refused(taught: tuple[Path, str, float]) -> None:
     db, _, _ = taught
-    with pytest.raises(StoreError, match=r"'minilm-l6/random16/seed0.*encoder makes 'HashEmbedder32/random4/seed0"):
+    expected = r"'minilm-l6-static/random16/seed0.*encoder makes 'HashEmbedder32/random4/seed0"
+    with pytest.raises(StoreError, match=expected):
         make_engine(db, encoder=QueryEncoder(HashEmbedder(), dim=4))
 
 

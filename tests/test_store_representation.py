@@ -12,7 +12,8 @@ from store_support import HashEmbedder, make_engine, real_encoder, state_hash
 
 from uniscale_integrations import Config, UniScale
 from uniscale_integrations.errors import StoreRepresentationError
-from uniscale_integrations.features.encoder import MiniLMEmbedder, QueryEncoder
+from uniscale_integrations.features.encoder import QueryEncoder
+from uniscale_integrations.features.minilm import MiniLMEmbedder
 from uniscale_integrations.features.query import as_messages, query_record, record_messages
 from uniscale_integrations.store.sqlite import SQLiteStore
 
@@ -37,11 +38,11 @@ class PCAEncoder(QueryEncoder):
 
 
 def test_the_representation_is_named_after_the_encoder_settings() -> None:
-    assert QueryEncoder().representation == "minilm-l6/random16/seed0+cheap4"
+    assert QueryEncoder().representation == "minilm-l6-static/random16/seed0+cheap4"
     assert QueryEncoder(MiniLMEmbedder(), dim=16, seed=3).representation == "minilm-l6/random16/seed3+cheap4"
-    assert QueryEncoder(dim=0).representation == "minilm-l6/none+cheap4"
+    assert QueryEncoder(dim=0).representation == "minilm-l6-static/none+cheap4"
     assert QueryEncoder(HashEmbedder(), dim=8).representation == "HashEmbedder32/random8/seed0+cheap4"
-    assert PCAEncoder().representation == "minilm-l6/pca16/seed0+cheap4"
+    assert PCAEncoder().representation == "minilm-l6-static/pca16/seed0+cheap4"
 
 
 @pytest.mark.parametrize("query", ["What is 2 + 2?", '[{"role": "user", "content": "hi"}]', CHAT])
@@ -104,7 +105,7 @@ def test_refit_reencodes_every_logged_query_with_the_new_encoder(tmp_path: Path)
     with pytest.raises(StoreRepresentationError, match="refit_representation=True"):
         make_engine(SQLiteStore(path, keep_queries=True), encoder=wider)
     with make_engine(SQLiteStore(path, keep_queries=True), encoder=wider, refit_representation=True) as engine:
-        assert _meta(path) == "minilm-l6/random32/seed0+cheap4"
+        assert _meta(path) == "minilm-l6-static/random32/seed0+cheap4"
         assert engine.bandit.dim == engine.space.features().shape[1] * wider.context_dim
         assert engine.bandit.n_updates == len(queries)
         assert state_hash(engine.bandit) == state_hash(engine.rebuild())  # no stale snapshot was resumed

@@ -34,7 +34,7 @@ from uniscale_integrations.executor.verifiers import (
     WeightedVerifier,
     combine,
 )
-from uniscale_integrations.features.encoder import MiniLMEmbedder
+from uniscale_integrations.features.minilm import MiniLMEmbedder
 from uniscale_integrations.models import LoadedModel, ModelRegistry, load_model
 from uniscale_integrations.reward.cost import CostModel, Usage
 

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--query-embedder",
         choices=EMBEDDER_NAMES,
-        default="minilm",
+        default="static",
         help=EMBEDDER_HELP,
     )
     common.add_argument(

@@ -88,9 +88,9 @@ class Defaults:
     aggregation: Aggregation = "weighted_vote"
     verifier_timeout: float | None = None
     """Seconds a verifier call may take (see :class:`~uniscale_integrations.executor.search.Executor`)."""
-    query_embedder: EmbedderName = "minilm"
+    query_embedder: EmbedderName = "static"
     """The query encoder's embedding model (:data:`~uniscale_integrations.features.embedders.EmbedderName`):
-    ``"minilm"`` or its static distillation ``"static"``, which decides faster with slightly weaker contexts."""
+    ``"static"`` (MiniLM distilled to a token table) or ``"minilm"`` (the transformer itself)."""
     remote: Mapping[str, str] | None = None
     """Rungs generated on an OpenAI-compatible server that serves them under the rung's name, by base URL
     (e.g. ``{"M": "http://gpu-box:8080/v1"}``): :class:`~uniscale_integrations.backends.openai.OpenAIGenerator`
@@ -117,7 +117,7 @@ class Defaults:
         from uniscale_integrations.backends.openai import OpenAIGenerator
         from uniscale_integrations.executor.pooling import MeaningPool
         from uniscale_integrations.executor.verifiers import cross_model_verifiers
-        from uniscale_integrations.features.encoder import MiniLMEmbedder
+        from uniscale_integrations.features.minilm import MiniLMEmbedder
         from uniscale_integrations.models import DEFAULT_LADDER, ModelRegistry, load_model, resolve_device
 
         registry = self.registry if self.registry is not None else ModelRegistry.default()
@@ -175,6 +175,7 @@ class Stack:
     """Each rung's spec: its name, its context window, and its shape for the cost model."""
     cost_model: CostModel
     encoder: QueryEncoder = dataclasses.field(default_factory=QueryEncoder)
+    """The query encoder (default: :class:`QueryEncoder`'s own, the static MiniLM table)."""
 
     def engine_kwargs(self, mode: Mode) -> dict[str, Any]:
         """The keywords of an engine on this stack, under ``mode``'s reward weights."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from uniscale_integrations.features.encoder import MiniLMEmbedder
+from uniscale_integrations.features.minilm import MiniLMEmbedder
 from uniscale_integrations.llama_index import UniScaleEmbedding
 
 TEXTS = ["A cat sleeps on the sofa.", "A kitten naps on the couch.", "The stock market fell sharply today."]

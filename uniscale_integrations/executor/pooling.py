@@ -42,7 +42,7 @@ class MeaningPool:
 
     Blank replies are not embedded and each forms a group of its own.
 
-    >>> from uniscale_integrations.features.encoder import MiniLMEmbedder
+    >>> from uniscale_integrations.features.minilm import MiniLMEmbedder
     >>> pool = MeaningPool(MiniLMEmbedder())
     >>> pool.group(["Marta Okafor keeps the lighthouse.", "The lighthouse keeper is Marta Okafor.",
     ...             "The ferry leaves at 7 o'clock."]).labels

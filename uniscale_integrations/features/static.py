@@ -30,8 +30,8 @@ from typing import Literal
 import numpy as np
 
 from uniscale_integrations.cache import cache_dir
-from uniscale_integrations.features.encoder import EMBEDDING_PACKAGE, MiniLMEmbedder, embedding_model_path
 from uniscale_integrations.features.joint import FloatArray
+from uniscale_integrations.features.minilm import EMBEDDING_PACKAGE, MiniLMEmbedder, embedding_model_path
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import asyncio
 
 from langchain_core.embeddings import Embeddings
 
-from uniscale_integrations.features.encoder import MiniLMEmbedder
+from uniscale_integrations.features.minilm import MiniLMEmbedder
 
 
 class MiniLMEmbeddings(Embeddings):

@@ -8,7 +8,8 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import PrivateAttr
 
-from uniscale_integrations.features.encoder import MiniLMEmbedder, TextEmbedder
+from uniscale_integrations.features.encoder import TextEmbedder
+from uniscale_integrations.features.minilm import MiniLMEmbedder
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 

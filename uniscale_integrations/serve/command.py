@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--query-embedder",
         choices=EMBEDDER_NAMES,
-        default="minilm",
+        default="static",
         help=EMBEDDER_HELP,
     )
     parser.add_argument("--no-warmup", action="store_true", help="load models on the first request, not at start")

@@ -70,8 +70,8 @@ class ServeSettings:
     """Load the models and the query encoder before accepting requests."""
     remote: tuple[tuple[str, str], ...] = ()
     """Rungs generated on an OpenAI-compatible server: ``(rung, base URL)`` pairs."""
-    query_embedder: str = "minilm"
-    """The query encoder's model, ``"minilm"`` or ``"static"``
+    query_embedder: str = "static"
+    """The query encoder's model, ``"static"`` or ``"minilm"``
     (:data:`~uniscale_integrations.features.embedders.EmbedderName`)."""
 
     def __post_init__(self) -> None:
