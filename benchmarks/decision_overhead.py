@@ -18,7 +18,7 @@ and, end to end, ``engine.run(query)`` with an executor that answers at once, so
 but generation is in it (the stages above, the event, the seed, the result). Feedback follows every
 decision (the policy learns as it would in service); its time is reported apart, since it comes
 after the answer, not before it. Queries are table v2's question texts; the space is table v2's
-16 configurations (S, M x QP 1, 2 x CP 1, 2, 4, 8) with the default encoder and settings.
+16 configurations (S, M x QP 1, 2 x CP 1, 2, 4, 8) with the default settings, once with each query encoder.
 
 Beside it stands the generation it sits next to: one greedy S or M answer (config ``*/qp1/cp1/bs1``),
 from the seconds recorded in the shipped table v2 (collected on this machine class, the shared
@@ -67,7 +67,8 @@ COMMAND = "python benchmarks/decision_overhead.py"
 TABLE = default_table_path()
 GOAL_MS = 5.0
 EMBEDDERS = ("minilm", "static")
-"""The query encoders timed side by side (``Defaults.query_embedder``): the default and its static distillation."""
+"""The query encoders timed side by side (``Defaults.query_embedder``): MiniLM, and its static distillation
+(the default)."""
 STAGES = ("encode", "select", "write", "encode + select + write", "run (end to end)", "feedback")
 BESIDE = (
     "MiniLM embed, linear layers packed (in encode)",
@@ -277,11 +278,11 @@ def render_section(
         f"{args.queries} of table v2's questions after {args.warmup} warm-up ones; 16 configurations "
         '(S, M x QP 1, 2 x CP 1, 2, 4, 8); a real SQLite file store (WAL, synchronous="full"); feedback after '
         "every decision, so the policy learns as it goes. Two engines, each with its own store, take every query "
-        "in turn: one with the default query encoder (MiniLM on the CPU), one with its static distillation "
-        '(`query_embedder="static"`: a token table distilled from the same MiniLM, so a query embeds by a lookup '
-        "and a mean). `run` is `engine.run(query)` with an executor that answers at once: all of the decision but "
-        "generation. Wall time is the figure; CPU time (of the process, all its threads) is the work a stage costs "
-        "whatever the load: on this shared machine wall time adds the waits for a core.",
+        'in turn: one with MiniLM on the CPU as the query encoder (`query_embedder="minilm"`), one with the '
+        "default, its static distillation (a token table distilled from the same MiniLM, so a query embeds by a "
+        "lookup and a mean). `run` is `engine.run(query)` with an executor that answers at once: all of the "
+        "decision but generation. Wall time is the figure; CPU time (of the process, all its threads) is the work "
+        "a stage costs whatever the load: on this shared machine wall time adds the waits for a core.",
         "",
         "| stage | MiniLM p50 (ms) | MiniLM p95 | MiniLM CPU p50 | static p50 (ms) | static p95 | static CPU p50 |",
         "|---|---|---|---|---|---|---|",
@@ -333,7 +334,7 @@ def render_section(
         "one lone answer; the timed rows are lone greedy answers.",
         "",
         f"Goal: decision overhead (encoding + selection + the store's write) at p50 <= {GOAL_MS:.0f} ms on CPU. "
-        f"With the static encoder: {verdict['static']}. With the default MiniLM: {verdict['minilm']}.",
+        f"With the default static encoder: {verdict['static']}. With MiniLM: {verdict['minilm']}.",
         "",
         f"Where the time goes: with MiniLM, encoding is {encode.p50 / decision['minilm'].p50:.0%} of the decision's "
         f"p50, and it is MiniLM's forward pass over the question ({profiled.tokens_p50:.0f} tokens at the median, "
@@ -341,10 +342,10 @@ def render_section(
         "encoder's CPU time (torch.profiler), compute-bound fp32 GEMMs (about 21 MFLOPs a token). Packing them "
         "for oneDNN (above) is the fix that keeps the representation. The static encoder removes the pass: "
         "its table is distilled once per machine (about 10 s, then cached), and a query costs a tokenization and "
-        "a mean. It is another context representation (a store refuses it, or refits from kept queries: "
-        "docs/store.md), and on table v2's tuning split its contexts earn a little less than MiniLM's "
-        '("Context study" above), so the default stays MiniLM: a decision of a few milliseconds is under 1% '
-        "of any answer here. Selection (LinUCB over the factored features, with the store read that catches the "
+        "a mean. On table v2's tuning split its contexts scored as MiniLM's (\"Context study\" above), so it is "
+        "the default since session 8; the two are different context representations (a store fitted with one "
+        "refuses the other, or refits from kept queries: docs/store.md). "
+        "Selection (LinUCB over the factored features, with the store read that catches the "
         "policy up) and the fsync'd write stay near a millisecond together. Not in these figures: with the real "
         "executor, `run` also renders and tokenizes the prompt per model to check context windows.",
         "",

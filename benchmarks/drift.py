@@ -118,12 +118,13 @@ def main() -> None:
     tune, test = table.subset("tune"), table.subset("test")
     weights = RewardWeights.preset(args.mode)
     tiers = easy_and_hard(tune)
+    repeats = args.queries / test.n_questions  # each question's text per stream, repriced copies or not
     # Everything but gamma is tuned and trained before the drift; gamma on a drifting stream of the tuning split.
     drifting_tune, test = (
         (tune, test) if args.kind == "mix" else (repriced(tune, "M", args.factor), repriced(test, "M", args.factor))
     )
     settings = BenchSettings(seeds=tuple(range(args.seeds)), length=args.queries)
-    alpha, _ = tune_alpha(tune, weights, settings, repeats=args.queries / test.n_questions)
+    alpha, _ = tune_alpha(tune, weights, settings, repeats=repeats)
     gamma, gamma_scores = tune_gamma(drifting_tune, weights, alpha, args.kind, tiers, args.queries)
     rivals = tune_rivals(tune, weights)
     prior = Prior.of_table(tune, weights)
