@@ -86,6 +86,18 @@ def test_correctness_scores_are_rescaled_and_bad_evaluations_refused(llm: UniSca
     assert reward == pytest.approx(engine.weights.reward(correct=1.0, score=0.75, cost=cost))
 
 
+def test_a_similarity_past_its_end_by_rounding_counts_as_the_end(llm: UniScaleLLM, engine: UniScale) -> None:
+    """Identical texts can have a cosine similarity of 1.0000000000000002; 1.01 is still refused."""
+    response = llm.complete("What is 4 + 4?")
+    with pytest.raises(ValueError, match="outside score_range"):
+        apply_evaluation(engine, response, EvaluationResult(score=1.01), score_range=SIMILARITY_SCORE_RANGE)
+    (reward,) = apply_evaluation(
+        engine, response, EvaluationResult(score=1.0000000000000002), score_range=SIMILARITY_SCORE_RANGE
+    )
+    cost = response.additional_kwargs["cost"]
+    assert reward == pytest.approx(engine.weights.reward(correct=1.0, score=1.0, cost=cost))
+
+
 def test_responses_without_a_decision_are_refused(engine: UniScale) -> None:
     with pytest.raises(ValueError, match="names no UniScale decision"):
         decision_ids(CompletionResponse(text="from another LLM"))

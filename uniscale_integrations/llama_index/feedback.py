@@ -86,12 +86,15 @@ def apply_evaluation(
 
 
 def _rescale(score: float, score_range: tuple[float, float]) -> float:
+    """``score`` mapped from ``score_range`` to [0, 1]; a score past an end by rounding alone (a cosine
+    similarity of 1.0000000000000002) counts as that end."""
     low, high = score_range
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"score_range must be two finite numbers, low < high, got {score_range!r}")
-    if not (math.isfinite(score) and low <= score <= high):
+    rounding = 1e-9 * (high - low)
+    if not (math.isfinite(score) and low - rounding <= score <= high + rounding):
         raise ValueError(
             f"evaluation score {score!r} lies outside score_range {score_range!r} "
             "(CorrectnessEvaluator scores 1-5: pass score_range=CORRECTNESS_SCORE_RANGE)"
         )
-    return (score - low) / (high - low)
+    return min(1.0, max(0.0, (score - low) / (high - low)))
