@@ -135,7 +135,7 @@ def test_a_minilm_store_refits_into_the_static_encoder(cache: Path, tmp_path: Pa
 def test_settings_the_cli_and_the_server_choose_it_by_name() -> None:
     assert isinstance(Defaults().build().encoder.embedder, StaticMiniLMEmbedder)
     assert isinstance(Defaults(query_embedder="minilm").build().encoder.embedder, MiniLMEmbedder)
-    with pytest.raises(ValueError, match="unknown query embedder 'fast'; choose from minilm, static"):
+    with pytest.raises(ValueError, match="unknown query embedder 'fast'; choose from static, minilm"):
         Defaults(query_embedder="fast").build()  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown query embedder"):
         ServeSettings(query_embedder="fast")
