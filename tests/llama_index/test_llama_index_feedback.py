@@ -48,7 +48,7 @@ def test_a_users_rating_updates_the_policy_exactly_once(llm: UniScaleLLM, engine
 
 
 def test_an_evaluators_result_becomes_feedback(llm: UniScaleLLM, engine: UniScale) -> None:
-    evaluator = SemanticSimilarityEvaluator(embed_model=UniScaleEmbedding(embedder=engine.encoder.embedder))
+    evaluator = SemanticSimilarityEvaluator(embed_model=UniScaleEmbedding())
     response = llm.complete("What is 2 + 3?")
     evaluation = evaluator.evaluate(response=response.text, reference="2 + 3 = 5")
     assert evaluation.passing is not None

