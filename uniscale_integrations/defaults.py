@@ -161,7 +161,7 @@ class Defaults:
             verifier_timeout=self.verifier_timeout,
             meaning=MeaningPool(MiniLMEmbedder(device), cost_model=cost_model) if answers.pool_by_meaning else None,
         )
-        encoder = QueryEncoder(query_embedder(self.query_embedder))
+        encoder = QueryEncoder(query_embedder(self.query_embedder, device))
         return Stack(ConfigSpace.grid(models, self.qp, self.cp, self.bs), executor, specs, cost_model, encoder)
 
 
