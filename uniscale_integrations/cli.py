@@ -14,7 +14,7 @@ from pathlib import Path
 from uniscale_integrations.engine import Result, UniScale
 from uniscale_integrations.errors import UniScaleError
 from uniscale_integrations.executor.styles import STYLES
-from uniscale_integrations.features.embedders import EMBEDDER_HELP, EMBEDDER_NAMES
+from uniscale_integrations.features.embedders import DEFAULT_EMBEDDER, EMBEDDER_HELP, EMBEDDER_NAMES
 from uniscale_integrations.features.space import Config
 
 logger = logging.getLogger("uniscale_integrations.cli")
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--query-embedder",
         choices=EMBEDDER_NAMES,
-        default="static",
+        default=DEFAULT_EMBEDDER,
         help=EMBEDDER_HELP,
     )
     common.add_argument(

@@ -19,7 +19,7 @@ from uniscale_integrations.executor.paths import Aggregation
 from uniscale_integrations.executor.search import Executor
 from uniscale_integrations.executor.stopping import EarlyStopping
 from uniscale_integrations.executor.styles import AnswerStyle, answer_style
-from uniscale_integrations.features.embedders import EmbedderName, query_embedder
+from uniscale_integrations.features.embedders import DEFAULT_EMBEDDER, EmbedderName, query_embedder
 from uniscale_integrations.features.encoder import QueryEncoder
 from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.reward.cost import CostModel
@@ -88,7 +88,7 @@ class Defaults:
     aggregation: Aggregation = "weighted_vote"
     verifier_timeout: float | None = None
     """Seconds a verifier call may take (see :class:`~uniscale_integrations.executor.search.Executor`)."""
-    query_embedder: EmbedderName = "static"
+    query_embedder: EmbedderName = DEFAULT_EMBEDDER
     """The query encoder's embedding model (:data:`~uniscale_integrations.features.embedders.EmbedderName`):
     ``"static"`` (MiniLM distilled to a token table) or ``"minilm"`` (the transformer itself)."""
     remote: Mapping[str, str] | None = None

@@ -14,6 +14,7 @@ MiniLM itself, a transformer pass per query. On table v2's tuning split their co
 static one decides in about a millisecond instead of eight (``benchmarks/RESULTS.md``, "Context study" and
 "Decision overhead")."""
 EMBEDDER_NAMES: tuple[str, ...] = get_args(EmbedderName)
+DEFAULT_EMBEDDER: EmbedderName = "static"
 EMBEDDER_HELP = "the query encoder's model: static (MiniLM distilled to a token table; the default) or minilm"
 """What a command-line option choosing among :data:`EMBEDDER_NAMES` says."""
 

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from uniscale_integrations.features.embedders import EMBEDDER_HELP, EMBEDDER_NAMES
+from uniscale_integrations.features.embedders import DEFAULT_EMBEDDER, EMBEDDER_HELP, EMBEDDER_NAMES
 from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
 from uniscale_integrations.serve.settings import LOG_LEVEL_ENV, MODES, SETTINGS_ENV, ServeSettings
 from uniscale_integrations.store import is_postgres_url
@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--query-embedder",
         choices=EMBEDDER_NAMES,
-        default="static",
+        default=DEFAULT_EMBEDDER,
         help=EMBEDDER_HELP,
     )
     parser.add_argument("--no-warmup", action="store_true", help="load models on the first request, not at start")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from uniscale_integrations.features.embedders import EMBEDDER_NAMES
+from uniscale_integrations.features.embedders import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from uniscale_integrations.reward.weights import Mode
 from uniscale_integrations.serve.front_door import DEFAULT_MAX_BODY_BYTES
 from uniscale_integrations.store import PolicyStore, is_postgres_url, open_store
@@ -70,7 +70,7 @@ class ServeSettings:
     """Load the models and the query encoder before accepting requests."""
     remote: tuple[tuple[str, str], ...] = ()
     """Rungs generated on an OpenAI-compatible server: ``(rung, base URL)`` pairs."""
-    query_embedder: str = "static"
+    query_embedder: str = DEFAULT_EMBEDDER
     """The query encoder's model, ``"static"`` or ``"minilm"``
     (:data:`~uniscale_integrations.features.embedders.EmbedderName`)."""
 
