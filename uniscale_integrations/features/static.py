@@ -84,8 +84,7 @@ class StaticMiniLMEmbedder:
     def __init__(self, cache: Path | Literal["default"] | None = "default", device: str | None = None):
         self._cache = (cache_dir() / "static") if cache == "default" else cache
         self._device = device
-        self._table: FloatArray | None = None
-        self._tokenizer: object | None = None
+        self._loaded: tuple[FloatArray, object] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -98,7 +97,7 @@ class StaticMiniLMEmbedder:
 
     def _load(self) -> tuple[FloatArray, object]:
         with self._lock:
-            if self._table is None or self._tokenizer is None:
+            if self._loaded is None:
                 from tokenizers import Tokenizer
 
                 tokenizer = Tokenizer.from_file(str(Path(embedding_model_path()) / "tokenizer.json"))
@@ -108,8 +107,8 @@ class StaticMiniLMEmbedder:
                 if table is None:
                     table = distill_token_table(MiniLMEmbedder(self._device))
                     self._keep(table)
-                self._table, self._tokenizer = table, tokenizer
-            return self._table, self._tokenizer
+                self._loaded = table, tokenizer
+            return self._loaded
 
     def _cached(self, vocab_size: int) -> FloatArray | None:
         path = self.cache_file
