@@ -35,8 +35,16 @@ from pathlib import Path
 import numpy as np
 from _results import write_section
 
-from uniscale_integrations.bench.evaluate import BenchSettings, tune_alpha, tuning_length
-from uniscale_integrations.bench.replay import BEST_FIXED, BEST_PER_TIER, UNISCALE, PolicySpec, replay, uniscale
+from uniscale_integrations.bench.evaluate import BenchSettings, tune_bandit, tuning_length
+from uniscale_integrations.bench.replay import (
+    BEST_FIXED,
+    BEST_PER_TIER,
+    UNISCALE,
+    BanditSettings,
+    PolicySpec,
+    replay,
+    uniscale,
+)
 from uniscale_integrations.features.encoder import cheap_features
 from uniscale_integrations.features.minilm import MiniLMEmbedder
 from uniscale_integrations.features.static import StaticMiniLMEmbedder
@@ -95,7 +103,7 @@ def main() -> None:
     cheap = np.asarray([cheap_features(t) for t in texts])
     tune_mask = np.asarray([q.split == "tune" for q in table.questions])
     n_test = int((~tune_mask).sum())
-    settings = BenchSettings()
+    settings = BenchSettings(shrinkages=(1.0,))  # plain ridge, as the study was measured (session 8)
     tuning_queries = tuning_length(int(tune_mask.sum()), settings.length / n_test)
     cache_path = ROOT / "results" / "context_study.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
@@ -119,7 +127,7 @@ def main() -> None:
         tune = table.with_contexts(contexts).subset("tune")
         if name == "full-384":
             started = time.perf_counter()
-            spec = PolicySpec(UNISCALE, uniscale(0.5))
+            spec = PolicySpec(UNISCALE, uniscale(BanditSettings(0.5, shrinkage=1.0)))
             replay(tune, [spec], RewardWeights.preset("cost-sensitive"), seeds=[0], length=50, hindsight=False)
             rows.append((name, contexts.shape[1], None, (time.perf_counter() - started) / 50))
             cache[name] = rows[-1]
@@ -128,8 +136,8 @@ def main() -> None:
         best = {}
         for mode in MODES:
             weights = RewardWeights.preset(mode)
-            alpha, scores = tune_alpha(tune, weights, settings, repeats=settings.length / n_test)
-            best[mode] = (alpha, scores[f"{alpha:g}"])
+            bandit, scores = tune_bandit(tune, weights, settings, repeats=settings.length / n_test)
+            best[mode] = (bandit.alpha, scores[str(bandit)])
         rows.append((name, contexts.shape[1], best, None))
         cache[name] = rows[-1]
         cache_path.write_text(json.dumps(cache, indent=1))

@@ -40,9 +40,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 from _results import write_section
 
-from uniscale_integrations.bench.evaluate import BEST_ROUTE_TOLERANCES, BenchSettings, tune_alpha, tune_rivals
+from uniscale_integrations.bench.evaluate import (
+    BEST_ROUTE_TOLERANCES,
+    BenchSettings,
+    tune_bandit,
+    tune_prior_bandit,
+    tune_rivals,
+)
 from uniscale_integrations.bench.practitioners import BEST_ROUTE, OFFLINE_ROUTER, BestRoute, OfflineRouter
-from uniscale_integrations.bench.replay import PolicySpec, drift_stream, replay, stream, uniscale, warmed_uniscale
+from uniscale_integrations.bench.replay import (
+    BanditSettings,
+    PolicySpec,
+    drift_stream,
+    replay,
+    stream,
+    uniscale,
+    warmed_uniscale,
+)
 from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
 from uniscale_integrations.policy.baselines import KNN
 from uniscale_integrations.policy.prior import Prior
@@ -92,11 +106,11 @@ def streams_of(table: OutcomeTable, kind: str, tiers, length: int, seeds) -> dic
 
 
 def tune_gamma(
-    tune: OutcomeTable, weights: RewardWeights, alpha: float, kind: str, tiers, length: int
+    tune: OutcomeTable, weights: RewardWeights, bandit: BanditSettings, kind: str, tiers, length: int
 ) -> tuple[float, dict]:
     """The discount with the best second-half reward on drift streams of the tuning split."""
     streams = streams_of(tune, kind, tiers, length, [1000 + s for s in range(5)])
-    specs = [PolicySpec(f"{g:g}", uniscale(alpha, gamma=g)) for g in GAMMAS]
+    specs = [PolicySpec(f"{g:g}", uniscale(bandit, gamma=g)) for g in GAMMAS]
     result = replay(tune, specs, weights, streams=streams, hindsight=False)
     half = length // 2
     scores = {
@@ -124,15 +138,16 @@ def main() -> None:
         (tune, test) if args.kind == "mix" else (repriced(tune, "M", args.factor), repriced(test, "M", args.factor))
     )
     settings = BenchSettings(seeds=tuple(range(args.seeds)), length=args.queries)
-    alpha, _ = tune_alpha(tune, weights, settings, repeats=repeats)
-    gamma, gamma_scores = tune_gamma(drifting_tune, weights, alpha, args.kind, tiers, args.queries)
+    bandit, _ = tune_bandit(tune, weights, settings, repeats=repeats)
+    prior_bandit, _ = tune_prior_bandit(tune, weights, settings, repeats=repeats)
+    gamma, gamma_scores = tune_gamma(drifting_tune, weights, bandit, args.kind, tiers, args.queries)
     rivals = tune_rivals(tune, weights)
     prior = Prior.of_table(tune, weights)
     specs = [
-        PolicySpec("UniScale (gamma 1)", uniscale(alpha)),
-        PolicySpec(f"UniScale (gamma {gamma:g})", uniscale(alpha, gamma=gamma)),
-        PolicySpec("UniScale + prior (gamma 1)", warmed_uniscale(alpha, prior, test)),
-        PolicySpec(f"UniScale + prior (gamma {gamma:g})", warmed_uniscale(alpha, prior, test, gamma=gamma)),
+        PolicySpec("UniScale (gamma 1)", uniscale(bandit)),
+        PolicySpec(f"UniScale (gamma {gamma:g})", uniscale(bandit, gamma=gamma)),
+        PolicySpec("UniScale + prior (gamma 1)", warmed_uniscale(prior_bandit, prior, test)),
+        PolicySpec(f"UniScale + prior (gamma {gamma:g})", warmed_uniscale(prior_bandit, prior, test, gamma=gamma)),
         PolicySpec(OFFLINE_ROUTER, lambda c: OfflineRouter.from_table(tune, weights)),
         PolicySpec(BEST_ROUTE, lambda c: BestRoute.from_table(tune, rivals["tolerance"])),
         PolicySpec("kNN", lambda c: KNN(c.n_arms, k=10)),
@@ -182,7 +197,8 @@ def main() -> None:
     after_best = np.mean([v / (args.queries - half) for v in best_after.values()])
     lines = [
         f"Command: `{command}` ({args.seeds} seeds x {args.queries} queries, table v2's test split). {what} "
-        f"Tuned on the tuning split: alpha {alpha:g}; gamma {gamma:g} (second-half reward on drifting streams of "
+        f"Tuned on the tuning split: {bandit} ({prior_bandit} with the prior); gamma {gamma:g} "
+        "(second-half reward on drifting streams of "
         f"the tuning split: {gammas}); BEST-Route tolerance {rivals['tolerance']:g} (from {tolerances}). "
         f"Best fixed config per half (hindsight): {np.mean(list(best_before.values())):.3f} before, "
         f"{after_best:.3f} after.",

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from _results import write_section
 
-from uniscale_integrations.bench.replay import PolicySpec, _fixed, ablation_specs, replay, standard_specs
+from uniscale_integrations.bench.replay import UNTUNED, PolicySpec, _fixed, ablation_specs, replay, standard_specs
 from uniscale_integrations.outcomes import default_table_path, load_table
 from uniscale_integrations.reward.weights import RewardWeights
 
@@ -41,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     test = load_table(table_path).subset("test")
     weights = RewardWeights.preset("cost-sensitive")
     tts_model = test.configs[-1].model
-    specs = list(standard_specs(test, alpha=0.5, tts_model=tts_model, fixed=False))
-    specs[-1:-1] = [*ablation_specs(weights, alpha=0.5), PolicySpec(f"Fixed {test.configs[0]}", _fixed(0))]
+    specs = list(standard_specs(test, bandit=UNTUNED, tts_model=tts_model, fixed=False))
+    specs[-1:-1] = [*ablation_specs(weights, bandit=UNTUNED), PolicySpec(f"Fixed {test.configs[0]}", _fixed(0))]
     assert len(specs) == 10, [s.name for s in specs]
     seeds = tuple(range(args.seeds))
     started = time.perf_counter()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from _results import write_section
 
-from uniscale_integrations.bench.evaluate import BenchSettings, tune_prior_alpha, tune_rivals
+from uniscale_integrations.bench.evaluate import BenchSettings, tune_prior_bandit, tune_rivals
 from uniscale_integrations.bench.practitioners import BEST_ROUTE, OFFLINE_ROUTER, BestRoute, OfflineRouter
 from uniscale_integrations.bench.replay import UNISCALE_PRIOR, PolicySpec, replay, warmed_uniscale
 from uniscale_integrations.outcomes import default_table_path, load_table
@@ -39,10 +39,10 @@ def main() -> None:
     ]
     for mode in ("cost-sensitive", "quality-first"):
         weights = RewardWeights.preset(mode)
-        alpha, _ = tune_prior_alpha(tune, weights, settings, repeats=settings.length / test.n_questions)
+        bandit, _ = tune_prior_bandit(tune, weights, settings, repeats=settings.length / test.n_questions)
         tolerance = tune_rivals(tune, weights)["tolerance"]
         specs = [
-            PolicySpec(UNISCALE_PRIOR, warmed_uniscale(alpha, Prior.of_table(tune, weights), test)),
+            PolicySpec(UNISCALE_PRIOR, warmed_uniscale(bandit, Prior.of_table(tune, weights), test)),
             PolicySpec(OFFLINE_ROUTER, lambda c, w=weights: OfflineRouter.from_table(tune, w)),
             PolicySpec("kNN", lambda c: KNN(c.n_arms, k=settings.knn_k)),
             PolicySpec(BEST_ROUTE, lambda c, t=tolerance: BestRoute.from_table(tune, t)),

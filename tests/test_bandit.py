@@ -41,17 +41,23 @@ def random_updates(
 
 
 def rebuild_design(
-    xs: np.ndarray, rewards: np.ndarray, l2_lambda: float, gamma: float, refresh_every: int
+    xs: np.ndarray,
+    rewards: np.ndarray,
+    l2_lambda: float,
+    gamma: float,
+    refresh_every: int,
+    ridge_scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``A`` and ``b`` from scratch, by the documented formula, not by recursion.
 
-    ``A_t = lambda * gamma^j * I + sum_s gamma^(t-s) x_s x_s^T`` with
+    ``A_t = lambda * gamma^j * diag(ridge_scale) + sum_s gamma^(t-s) x_s x_s^T`` with
     ``j = t % refresh_every``, and ``b_t = sum_s gamma^(t-s) r_s x_s``.
     """
     t = len(xs)
     weights = gamma ** np.arange(t - 1, -1, -1, dtype=np.float64)
     design = (xs * weights[:, None]).T @ xs
-    design += l2_lambda * gamma ** (t % refresh_every) * np.eye(xs.shape[1])
+    scale = np.ones(xs.shape[1]) if ridge_scale is None else ridge_scale
+    design += l2_lambda * gamma ** (t % refresh_every) * np.diag(scale)
     return design, (weights * rewards) @ xs
 
 
@@ -219,18 +225,21 @@ class TestPolicyContract:
 
 
 # ----------------------------------------------------------------------------- accuracy
+@pytest.mark.parametrize("shaped", [False, True])
 @pytest.mark.parametrize("gamma", [1.0, 0.99, 0.9])
 @pytest.mark.parametrize("dim", [16, 32])
-def test_maintained_inverse_matches_numpy_inverse(dim: int, gamma: float) -> None:
+def test_maintained_inverse_matches_numpy_inverse(dim: int, gamma: float, shaped: bool) -> None:
+    """Exact at every step, with plain ridge and with a per-coordinate ridge (topped up by its own shape)."""
     rng = np.random.default_rng(dim)
-    bandit = LinUCB(dim, alpha=1.0, l2_lambda=0.7, gamma=gamma)
+    scale = rng.uniform(0.5, 20.0, size=dim) if shaped else None
+    bandit = LinUCB(dim, alpha=1.0, l2_lambda=0.7, gamma=gamma, ridge_scale=scale)
     xs = 2.0 * rng.normal(size=(2000, dim))
     rewards = rng.normal(size=2000)
     checkpoints = {1, 2, 3, 5, 8, 13, 500, 997, 1999, 2000}
     for t, (x, r) in enumerate(zip(xs, rewards, strict=True), start=1):
         bandit.update(x, r)
         if t in checkpoints:
-            design, target = rebuild_design(xs[:t], rewards[:t], 0.7, gamma, bandit.refresh_every)
+            design, target = rebuild_design(xs[:t], rewards[:t], 0.7, gamma, bandit.refresh_every, scale)
             assert relative_error(bandit.A, design) < 1e-12, t
             inverse = np.linalg.inv(design)
             assert relative_error(bandit.A_inv, inverse) < 1e-8, t
@@ -292,6 +301,19 @@ def test_fresh_bandit_scores() -> None:
     np.testing.assert_array_equal(mean, [0.0, 0.0])
     np.testing.assert_allclose(width, [1.5, 0.0])  # ||x|| / sqrt(lambda)
     np.testing.assert_allclose(bandit.ucb(X), [3.0, 0.0])
+
+
+def test_a_per_coordinate_ridge_widens_where_it_is_weak() -> None:
+    bandit = LinUCB(3, alpha=1.0, l2_lambda=2.0, ridge_scale=[1.0, 4.0, 0.25])
+    np.testing.assert_allclose(np.diag(bandit.A), [2.0, 8.0, 0.5])
+    _, width = bandit.scores(np.eye(3))
+    np.testing.assert_allclose(width, 1.0 / np.sqrt([2.0, 8.0, 0.5]))  # sqrt(1 / (lambda * scale))
+    with pytest.raises(ValueError, match=r"ridge_scale must have shape \(3,\)"):
+        LinUCB(3, ridge_scale=[1.0, 1.0])
+    with pytest.raises(ValueError, match="ridge_scale must be finite and > 0"):
+        LinUCB(3, ridge_scale=[1.0, -1.0, 1.0])
+    with pytest.raises(ValueError, match="ridge_scale must be an array of real numbers"):
+        LinUCB(3, ridge_scale=["a", "b", "c"])
 
 
 @settings(max_examples=40, deadline=None)
@@ -426,7 +448,7 @@ def test_decisions_equal_mabwiser_linucb_with_one_hot_features(alpha: float, l2_
 # ----------------------------------------------------------------------------- persistence
 def test_state_survives_npz_and_json_without_pickle() -> None:
     rng = np.random.default_rng(31)
-    bandit = LinUCB(9, alpha=0.4, l2_lambda=1.3, gamma=0.97)
+    bandit = LinUCB(9, alpha=0.4, l2_lambda=1.3, gamma=0.97, ridge_scale=rng.uniform(1.0, 9.0, size=9))
     random_updates(bandit, 123, rng)
     state = bandit.state_dict()
     arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
@@ -472,6 +494,9 @@ def _corruptions(state: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
     yield edited(A=asymmetric), "symmetric"
     yield edited(theta=state["theta"] + 0.1), "theta'\\] is not A_inv @ b"
     yield edited(alpha=np.ones(2)), "must be a scalar"
+    yield edited(ridge_scale=np.zeros_like(state["ridge_scale"])), "ridge_scale must be finite and > 0"
+    yield edited(ridge_scale=np.ones(3)), r"state\['ridge_scale'\] must have shape"
+    yield edited(format_version=1), "unsupported LinUCB state format_version 1, expected 2"
 
 
 def test_corrupt_state_is_rejected_with_value_error() -> None:

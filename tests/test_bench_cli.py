@@ -26,7 +26,7 @@ def test_bench_writes_the_results_folder_and_prints_the_table(tmp_path: Path) ->
     table = write_synthetic_table(tmp_path / "table.jsonl.gz", per_tier=8)
     out = tmp_path / "results"
     done = _uniscale("bench", "--table", str(tmp_path / "table.jsonl.gz"), "--out", str(out), "--seeds", "2",
-                     "--queries", "120", "--quiet")  # fmt: skip
+                     "--queries", "120", "--shrinkages", "1,16", "--quiet")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "## Goals" in done.stdout
     assert "| **UniScale** |" in done.stdout
@@ -38,6 +38,11 @@ def test_bench_writes_the_results_folder_and_prints_the_table(tmp_path: Path) ->
     results = json.loads((out / "results.json").read_text())
     assert {g["goal"] for g in results["goals"]} == {"P1", "P2", "P3", "P4"}
     assert results["info"]["test_questions"] == table.subset("test").n_questions
+    for mode in results["modes"].values():
+        assert set(mode["tuning"]["bandit"]) == {
+            f"alpha {a:g}, shrinkage {s:g}" for a in (0.1, 0.25, 0.5, 1) for s in (1, 16)
+        }
+        assert mode["bandit"]["shrinkage"] in (1, 16)
     with (out / "policies.csv").open() as f:
         rows = list(csv.DictReader(f))
     policies = {(r["mode"], r["policy"]) for r in rows}
@@ -48,6 +53,12 @@ def test_bench_writes_the_results_folder_and_prints_the_table(tmp_path: Path) ->
     assert all(
         float(oracle["reward_mean"]) >= float(r["reward_mean"]) - 1e-9 for r in rows if r["mode"] == "cost-sensitive"
     )
+
+
+def test_bench_rejects_a_shrinkage_that_is_not_positive() -> None:
+    done = _uniscale("bench", "--shrinkages", "1,0", "--quiet")
+    assert done.returncode == 2
+    assert "shrinkages must be finite and > 0, got '1,0'" in done.stderr
 
 
 def test_bench_rejects_a_broken_table_with_a_clear_message(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from uniscale_integrations.bench.evaluate import (
     BenchSettings,
     evaluate,
     planned_runs,
-    tune_alpha,
-    tune_prior_alpha,
+    tune_bandit,
+    tune_prior_bandit,
     tuning_length,
 )
 from uniscale_integrations.bench.replay import (
@@ -17,6 +17,7 @@ from uniscale_integrations.bench.replay import (
     BEST_PER_TIER,
     ORACLE,
     UNISCALE,
+    BanditSettings,
     PolicySpec,
     best_fixed_arm,
     best_per_tier_arms,
@@ -33,7 +34,7 @@ from uniscale_integrations.bench.report import summary_markdown
 from uniscale_integrations.bench.synthetic import synthetic_table
 from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.outcomes import OutcomeRow, OutcomeTable, QuestionRow, TableMeta
-from uniscale_integrations.policy.linucb import LinUCB
+from uniscale_integrations.policy.linucb import joint_linucb
 from uniscale_integrations.reward.weights import RewardWeights
 
 CONFIGS = ("S/qp1/cp1/bs1", "M/qp1/cp1/bs1", "M/qp1/cp4/bs1")
@@ -41,6 +42,9 @@ COST = (0.05, 0.3, 0.9)
 # Tier "a": only S is needed (all right); tier "b": only M with 4 candidates is right.
 RIGHT = {"a": (True, True, True), "b": (False, False, True)}
 COST_SENSITIVE = RewardWeights.preset("cost-sensitive")
+
+PLAIN = BanditSettings(0.5, shrinkage=1.0)
+"""UniScale with plain ridge."""
 
 
 def hand_table(per_tier: int = 6, es_off: bool = True) -> OutcomeTable:
@@ -92,7 +96,7 @@ def test_known_best_fixed_and_best_per_tier() -> None:
 
 def test_oracle_beats_every_fixed_config_and_the_hindsight_references() -> None:
     table = hand_table()
-    specs = standard_specs(table, alpha=0.5, tts_model="M")
+    specs = standard_specs(table, bandit=PLAIN, tts_model="M")
     result = replay(table, specs, COST_SENSITIVE, seeds=(0, 1, 2), length=120)
     for seed in result.seeds:
         total = {name: float(result.traces[name][seed].reward.sum()) for name in result.names}
@@ -106,7 +110,7 @@ def test_oracle_beats_every_fixed_config_and_the_hindsight_references() -> None:
 
 def test_uniscale_learns_to_route_each_tier() -> None:
     table = hand_table()
-    trace = replay(table, [PolicySpec(UNISCALE, uniscale(0.5))], COST_SENSITIVE, seeds=(0,), length=400).traces[
+    trace = replay(table, [PolicySpec(UNISCALE, uniscale(PLAIN))], COST_SENSITIVE, seeds=(0,), length=400).traces[
         UNISCALE
     ][0]
     late = slice(300, 400)
@@ -119,7 +123,7 @@ def test_uniscale_learns_to_route_each_tier() -> None:
 
 def test_replay_is_deterministic_per_seed_and_seeds_differ() -> None:
     table = hand_table()
-    specs = standard_specs(table, alpha=0.5, tts_model="M")
+    specs = standard_specs(table, bandit=PLAIN, tts_model="M")
     first = replay(table, specs, COST_SENSITIVE, seeds=(3,), length=60)
     second = replay(table, specs, COST_SENSITIVE, seeds=(3,), length=60)
     for name in first.names:
@@ -149,7 +153,7 @@ def test_a_drift_stream_changes_its_tier_mix_half_way() -> None:
     assert set(tiers[:10]) == {"a"}
     assert set(tiers[10:]) == {"b"}
     assert sorted(set(questions[:10].tolist())) == list(range(6))  # shuffled passes over tier a's questions
-    again = replay(table, [PolicySpec(UNISCALE, uniscale(0.5))], COST_SENSITIVE, streams={3: questions})
+    again = replay(table, [PolicySpec(UNISCALE, uniscale(PLAIN))], COST_SENSITIVE, streams={3: questions})
     assert np.array_equal(again.traces[UNISCALE][3].questions, questions)
     with pytest.raises(ValueError, match="unknown"):
         drift_stream(table, ["a"], ["c"], 20, seed=0)
@@ -159,7 +163,7 @@ def test_restricted_policies_choose_only_their_configs() -> None:
     table = hand_table()
     assert tts_arms(table, "M") == (1, 2)
     assert routing_arms(table) == (0, 1)
-    specs = standard_specs(table, alpha=0.5, tts_model="M")
+    specs = standard_specs(table, bandit=PLAIN, tts_model="M")
     result = replay(table, specs, COST_SENSITIVE, seeds=(0,), length=100)
     assert set(result.traces["UniScale TTS-only (M)"][0].arms.tolist()) <= {1, 2}
     assert set(result.traces["UniScale routing-only"][0].arms.tolist()) <= {0, 1}
@@ -169,8 +173,9 @@ def test_replay_runs_the_core_bandit_unchanged() -> None:
     """The replay's UniScale makes exactly the choices a hand-written loop over the policy package's LinUCB makes."""
     table = hand_table()
     questions = stream(table.n_questions, 80, seed=5)
-    trace = run_policy(table, PolicySpec(UNISCALE, uniscale(0.7)), COST_SENSITIVE, questions, seed=5)
-    bandit = LinUCB(table.action_features.shape[1] * table.contexts.shape[1], alpha=0.7)
+    settings = BanditSettings(0.7, shrinkage=4.0)
+    trace = run_policy(table, PolicySpec(UNISCALE, uniscale(settings)), COST_SENSITIVE, questions, seed=5)
+    bandit = joint_linucb(table.action_features.shape[1], table.contexts.shape[1], alpha=0.7, shrinkage=4.0)
     rewards = table.rewards(COST_SENSITIVE)
     arms = []
     for q in questions:
@@ -185,10 +190,10 @@ def test_an_ablation_learns_from_its_weights_but_is_scored_by_the_mode() -> None
     table = hand_table()
     questions = stream(table.n_questions, 200, seed=0)
     no_cost = RewardWeights(correct=0.6, score=0.1, cost=0.0)
-    trace = run_policy(table, PolicySpec("w3=0", uniscale(0.5), learn=no_cost), COST_SENSITIVE, questions, seed=0)
+    trace = run_policy(table, PolicySpec("w3=0", uniscale(PLAIN), learn=no_cost), COST_SENSITIVE, questions, seed=0)
     scored = table.rewards(COST_SENSITIVE)[questions, trace.arms]
     assert trace.reward.tolist() == pytest.approx(scored.tolist())
-    aware = run_policy(table, PolicySpec(UNISCALE, uniscale(0.5)), COST_SENSITIVE, questions, seed=0)
+    aware = run_policy(table, PolicySpec(UNISCALE, uniscale(PLAIN)), COST_SENSITIVE, questions, seed=0)
     tier_a = table.tier_index[questions[100:]] == 0
     # Blind to cost, it has no reason to prefer the cheap S on tier a; the cost-aware policy does.
     assert (aware.arms[100:][tier_a] == 0).mean() > 0.9
@@ -199,16 +204,16 @@ def test_an_ablation_learns_from_its_weights_but_is_scored_by_the_mode() -> None
 def test_without_early_stopping_a_policy_lives_with_those_outcomes() -> None:
     table = hand_table()
     questions = stream(table.n_questions, 30, seed=0)
-    trace = run_policy(table, PolicySpec("off", uniscale(0.5), early_stopping=False), COST_SENSITIVE, questions, 0)
+    trace = run_policy(table, PolicySpec("off", uniscale(PLAIN), early_stopping=False), COST_SENSITIVE, questions, 0)
     assert trace.eflops.tolist() == table.array("eflops", False)[questions, trace.arms].tolist()
     on_only = hand_table(es_off=False)
     with pytest.raises(Exception, match="early_stopping=False"):
-        run_policy(on_only, PolicySpec("off", uniscale(0.5), early_stopping=False), COST_SENSITIVE, questions, 0)
+        run_policy(on_only, PolicySpec("off", uniscale(PLAIN), early_stopping=False), COST_SENSITIVE, questions, 0)
 
 
 def test_policy_names_must_be_unique() -> None:
     table = hand_table()
-    spec = PolicySpec(UNISCALE, uniscale(0.5))
+    spec = PolicySpec(UNISCALE, uniscale(PLAIN))
     with pytest.raises(ValueError, match="unique"):
         replay(table, [spec, spec], COST_SENSITIVE, seeds=(0,), length=5)
 
@@ -224,7 +229,8 @@ def test_evaluate_reports_every_goal_on_a_synthetic_table() -> None:
     for mode in results.modes.values():
         rewards = {row["policy"]: row["reward"][0] for row in mode.rows}
         assert rewards[ORACLE] >= max(rewards.values()) - 1e-9
-        assert mode.alpha in settings.alphas
+        assert mode.bandit.alpha in settings.alphas
+        assert mode.bandit.shrinkage in settings.shrinkages
         assert mode.early_stopping, "the synthetic table has outcomes without early stopping"
     metrics = results.frontier["metrics"]
     assert metrics["Oracle"]["aiq"][0] >= metrics["UniScale"]["aiq"][0]
@@ -244,10 +250,10 @@ def test_tuning_streams_bring_each_question_back_as_often_as_the_test_streams(mo
         return real(table, specs, weights, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(evaluate_module, "replay", spy)
-    tune_alpha(tune, COST_SENSITIVE, BenchSettings(alphas=(0.5,)), repeats=4.0)
+    tune_bandit(tune, COST_SENSITIVE, BenchSettings(alphas=(0.5,), shrinkages=(1.0,)), repeats=4.0)
     assert seen == [(tune.n_questions, 4 * tune.n_questions, 20)]
     seen.clear()
-    tune_prior_alpha(tune, COST_SENSITIVE, BenchSettings(prior_alphas=(0.5,)), repeats=2.5)
+    tune_prior_bandit(tune, COST_SENSITIVE, BenchSettings(prior_alphas=(0.5,), shrinkages=(1.0,)), repeats=2.5)
     assert len(seen) == 2  # one half scored with the other's prior, and the other way round
     assert sum(n for n, _, _ in seen) == tune.n_questions
     assert [length for _, length, _ in seen] == [tuning_length(n, 2.5) for n, _, _ in seen]

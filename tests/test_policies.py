@@ -57,7 +57,7 @@ def _policies() -> list[type[Policy]]:
     return sorted(set(found), key=lambda cls: cls.__name__)
 
 
-CONTEXT = PolicyContext(seed=3, dim=DZ * DC, n_arms=N_CONFIGS)
+CONTEXT = PolicyContext(seed=3, dim=DZ * DC, n_arms=N_CONFIGS, context_dim=DC)
 CASES = [(cls, i) for cls in _policies() for i, _ in enumerate(cls._unit_test_params(CONTEXT))]
 
 

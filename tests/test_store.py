@@ -95,6 +95,24 @@ def test_an_invalid_snapshot_is_ignored_and_the_log_replayed(tmp_path: Path, cap
     assert "invalid policy snapshot" in caplog.text
 
 
+def test_a_snapshot_is_resumed_only_under_the_shrinkage_it_was_made_with(tmp_path: Path) -> None:
+    db = tmp_path / "policy.db"
+    with make_engine(db, snapshot_every=3, shrinkage=16.0) as engine:
+        _teach(engine, 7)
+        shrunk = state_hash(engine.bandit)
+        scale = engine.bandit.ridge_scale.copy()
+    assert sorted(set(scale.tolist())) == [1.0, 16.0]
+    with make_engine(db, snapshot_every=3, shrinkage=16.0) as engine:
+        assert state_hash(engine.bandit) == shrunk  # the snapshot at 6 and the log's last row
+        np.testing.assert_array_equal(engine.bandit.ridge_scale, scale)
+    with make_engine(db, snapshot_every=3, shrinkage=1.0) as engine:
+        assert (engine.bandit.ridge_scale == 1.0).all()
+        assert engine.bandit.n_updates == 7
+        assert state_hash(engine.bandit) == state_hash(engine.rebuild()) != shrunk
+    with pytest.raises(ValueError, match="shrinkage must be > 0"):
+        make_engine(None, shrinkage=0.0)
+
+
 def test_the_oldest_pending_decisions_are_dropped_beyond_max_pending(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

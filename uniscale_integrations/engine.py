@@ -32,7 +32,7 @@ from uniscale_integrations.features.query import Message, as_messages, query_rec
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.options import RunOptions
 from uniscale_integrations.policy.attribution import Attribution, attribute
-from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
+from uniscale_integrations.policy.linucb import DEFAULT_SHRINKAGE, LinUCB, LinUCBPolicy, joint_linucb
 from uniscale_integrations.policy.prior import DEFAULT_PRIOR, Prior
 from uniscale_integrations.policy.replica import Replica
 from uniscale_integrations.reward.budget import Budget, Cap
@@ -190,6 +190,11 @@ class UniScale:
     split, with contexts re-encoded by this engine's encoder and rewards recomputed under its
     weights and cost normalisation; the policy keeps learning online from there.
 
+    LinUCB's settings: ``alpha`` weighs exploration, ``l2_lambda`` is the ridge, ``gamma < 1`` forgets old
+    feedback (drift), and ``shrinkage`` regularises the query-by-configuration interactions that many times
+    harder than the configurations' overall levels
+    (:func:`~uniscale_integrations.features.joint.interaction_ridge_scale`).
+
     The store records the encoder's context representation (``encoder.representation``); a store
     whose decisions were encoded with another one is refused (:class:`StoreRepresentationError`),
     unless ``refit_representation``: then every logged query is re-encoded with this engine's
@@ -209,6 +214,7 @@ class UniScale:
         alpha: float = 0.5,
         l2_lambda: float = 1.0,
         gamma: float = 1.0,
+        shrinkage: float = DEFAULT_SHRINKAGE,
         seed: int = 0,
         max_pending: int = 100_000,
         listeners: Sequence[Listener] = (),
@@ -238,7 +244,8 @@ class UniScale:
         self.weights = weights if weights is not None else RewardWeights.preset("cost-sensitive")
         z = self._space.features()
         self._action_features = z / np.linalg.norm(z, axis=1, keepdims=True)
-        LinUCB(z.shape[1] * self.encoder.context_dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma)  # validates
+        bandit_settings = {"alpha": alpha, "l2_lambda": l2_lambda, "gamma": gamma, "shrinkage": shrinkage}
+        joint_linucb(z.shape[1], self.encoder.context_dim, **bandit_settings)  # validates
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
         self._max_pending = max_pending
@@ -260,9 +267,7 @@ class UniScale:
                 self._space,
                 self._action_features,
                 self.encoder.context_dim,
-                alpha=alpha,
-                l2_lambda=l2_lambda,
-                gamma=gamma,
+                **bandit_settings,
                 snapshot_every=snapshot_every,
                 prior=self._prior(prior),
             )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from uniscale_integrations.bench.data import Question, assign_splits, mixed_stream, question_seed
+from uniscale_integrations.bench.replay import UNTUNED, BanditSettings
 from uniscale_integrations.defaults import Defaults
 from uniscale_integrations.engine import UniScale
 from uniscale_integrations.errors import UniScaleError
@@ -86,7 +87,9 @@ class CollectPlan:
         return [(q, splits[q.id]) for q in questions]
 
 
-def build_engines(plan: CollectPlan, *, alpha: float = 0.5, mode: Mode = "cost-sensitive") -> dict[bool, UniScale]:
+def build_engines(
+    plan: CollectPlan, *, bandit: BanditSettings = UNTUNED, mode: Mode = "cost-sensitive"
+) -> dict[bool, UniScale]:
     """Engines over the plan's space with early stopping on and off (they share the loaded models).
 
     Their paths decode in the plan's style (table v1: ``"step-by-step"``, votes on stated answers)
@@ -96,7 +99,7 @@ def build_engines(plan: CollectPlan, *, alpha: float = 0.5, mode: Mode = "cost-s
     def engine(enabled: bool) -> UniScale:
         stopping = EarlyStopping(enabled=enabled, h_max=plan.h_max, v_sup=plan.v_sup)
         stack = Defaults.of(plan, style=plan.style, early_stopping=stopping).build()
-        return UniScale(**stack.engine_kwargs(mode), alpha=alpha, seed=plan.seed)
+        return UniScale(**stack.engine_kwargs(mode), alpha=bandit.alpha, shrinkage=bandit.shrinkage, seed=plan.seed)
 
     return {True: engine(True), False: engine(False)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,16 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
 
 
+def _shrinkages(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"shrinkages must be comma-separated numbers, got {text!r}") from exc
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"shrinkages must be finite and > 0, got {text!r}")
+    return values
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bench`` subcommand's options."""
     parser.add_argument(
@@ -34,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="streams (seeds 0..N-1; default 5)")
     parser.add_argument("--queries", type=int, default=1000, help="queries per stream (default 1000)")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (default: both)")
+    parser.add_argument(
+        "--shrinkages",
+        type=_shrinkages,
+        default=BenchSettings.shrinkages,
+        help="interaction shrinkages the tuning split chooses from with alpha, e.g. 1,4,16,64 (default 1: plain ridge)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     collect = parser.add_argument_group("collection (--collect): real models, resumable")
@@ -100,7 +117,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         build_table(args.work, table_path)
         print(f"wrote the outcome table {table_path}")
     table = load_table(table_path)
-    settings = BenchSettings(seeds=tuple(range(args.seeds)), length=args.queries, modes=modes)
+    settings = BenchSettings(
+        seeds=tuple(range(args.seeds)), length=args.queries, modes=modes, shrinkages=args.shrinkages
+    )
     started = time.perf_counter()
     with tqdm(total=planned_runs(table, settings), desc="replay", unit="run", disable=args.quiet) as bar:
         results = evaluate(table, settings, progress=bar.update)
@@ -114,7 +133,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         from uniscale_integrations.bench.live import live
 
         mode = modes[0]
-        outcome = live(table, args.live, mode=mode, alpha=results.modes[mode].alpha, progress=not args.quiet)
+        outcome = live(table, args.live, mode=mode, bandit=results.modes[mode].bandit, progress=not args.quiet)
         text = outcome.markdown()
         (args.out / "live.md").write_text(text, encoding="utf-8")
         (args.out / "live.json").write_text(json.dumps(outcome.summary(), indent=1) + "\n", encoding="utf-8")

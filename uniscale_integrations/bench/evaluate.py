@@ -1,7 +1,7 @@
 """The benchmark's figures from an outcome table: tuning, replays, frontier, ablations and goals.
 
-:func:`evaluate` tunes on the table's tuning split (UniScale's exploration weight ``alpha``
-per mode, the model of the TTS-only variant), then replays every policy on the test split
+:func:`evaluate` tunes on the table's tuning split (UniScale's exploration weight ``alpha`` and
+interaction ``shrinkage`` per mode, the model of the TTS-only variant), then replays every policy on the test split
 over ``seeds`` streams of ``length`` queries, in both modes, and sweeps the cost weight to
 trace each learning policy's quality-cost frontier. Everything it returns is plain data
 (:class:`BenchResults`), written out by :mod:`uniscale_integrations.bench.report`.
@@ -48,6 +48,8 @@ from uniscale_integrations.bench.replay import (
     TUNED_PER_TIER,
     UNISCALE,
     UNISCALE_PRIOR,
+    UNTUNED,
+    BanditSettings,
     PolicySpec,
     Replay,
     Trace,
@@ -92,6 +94,10 @@ class BenchSettings:
     """UniScale's exploration weights tried on the tuning split."""
     prior_alphas: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
     """The same, for UniScale started from the tuning split's prior (tried on halves of the tuning split)."""
+    shrinkages: tuple[float, ...] = (1.0,)
+    """How much harder than the main effects the interactions are shrunk, tried with every alpha of both grids.
+    Plain ridge by default: choosing from (1, 4, 16, 64) too did not carry from one half of the tuning split to
+    the other (docs/bench.md, "Interaction shrinkage")."""
     tuning_seeds: tuple[int, ...] = tuple(range(1000, 1020))
     """Seeds of the tuning replays. Their streams bring each question back as often as the test streams do
     (:func:`tuning_length`), so they are short, and more seeds than the test's 5 steady the choice."""
@@ -108,7 +114,10 @@ class ModeResults:
 
     mode: str
     weights: RewardWeights
-    alpha: float
+    bandit: BanditSettings
+    """UniScale's settings, chosen on the tuning split."""
+    prior_bandit: BanditSettings | None
+    """UniScale + prior's settings, chosen on halves of the tuning split (``None`` without one)."""
     tts_model: str
     tuning: dict[str, Any]
     rows: list[dict[str, Any]]
@@ -145,8 +154,9 @@ def planned_runs(table: OutcomeTable, settings: BenchSettings) -> int:
     rivals = 3 if has_tune else 0  # UniScale + prior, the offline router, BEST-Route
     per_mode = rivals + 5 + n_models + table.n_configs + 2 + 1 + (3 if has_off else 0)
     per_sweep = len(FRONTIER_POLICIES) - (0 if has_tune else 2)
-    # tuning: a tick per (alpha, seed) replay; with the prior one per alpha
-    tuning = len(settings.tuning_seeds) * len(settings.alphas) + len(settings.prior_alphas) if has_tune else 0
+    # tuning: a tick per (settings, seed) replay; with the prior one per settings
+    grid = len(settings.tuning_seeds) * len(settings.alphas) + len(settings.prior_alphas)
+    tuning = grid * len(settings.shrinkages) if has_tune else 0
     return seeds * (len(settings.modes) * per_mode + len(settings.sweep) * per_sweep) + len(settings.modes) * tuning
 
 
@@ -191,54 +201,63 @@ def tuning_length(questions: int, repeats: float) -> int:
     return max(1, round(questions * repeats))
 
 
-def tune_alpha(
+def _grid(alphas: Sequence[float], shrinkages: Sequence[float]) -> list[BanditSettings]:
+    return [BanditSettings(alpha, shrinkage) for alpha in alphas for shrinkage in shrinkages]
+
+
+def _best(grid: Sequence[BanditSettings], scores: dict[str, float]) -> BanditSettings:
+    """The settings with the best score; ties go to less exploration, then to more shrinkage."""
+    return max(grid, key=lambda b: (scores[str(b)], -b.alpha, b.shrinkage))
+
+
+def tune_bandit(
     tune: OutcomeTable,
     weights: RewardWeights,
     settings: BenchSettings,
     progress: Callable[[int], None] | None = None,
     *,
     repeats: float,
-) -> tuple[float, dict[str, float]]:
-    """The exploration weight with the best mean reward on the tuning split (ties: the smaller), on streams
-    that bring each question back ``repeats`` times (:func:`tuning_length`)."""
+) -> tuple[BanditSettings, dict[str, float]]:
+    """UniScale's settings (alpha x shrinkage) with the best mean reward on the tuning split, on streams that
+    bring each question back ``repeats`` times (:func:`tuning_length`)."""
+    grid = _grid(settings.alphas, settings.shrinkages)
     scores: dict[str, float] = {}
     length = tuning_length(tune.n_questions, repeats)
-    for alpha in settings.alphas:
-        spec = PolicySpec(UNISCALE, uniscale(alpha))
+    for bandit in grid:
+        spec = PolicySpec(UNISCALE, uniscale(bandit))
         seeds = list(settings.tuning_seeds)
         result = replay(tune, [spec], weights, seeds=seeds, length=length, hindsight=False, progress=progress)
-        scores[f"{alpha:g}"] = float(np.mean([t.reward.mean() for t in result.traces[UNISCALE].values()]))
-    best = max(settings.alphas, key=lambda a: (scores[f"{a:g}"], -a))
-    return best, scores
+        scores[str(bandit)] = float(np.mean([t.reward.mean() for t in result.traces[UNISCALE].values()]))
+    return _best(grid, scores), scores
 
 
-def tune_prior_alpha(
+def tune_prior_bandit(
     tune: OutcomeTable,
     weights: RewardWeights,
     settings: BenchSettings,
     progress: Callable[[int], None] | None = None,
     *,
     repeats: float,
-) -> tuple[float, dict[str, float]]:
-    """The exploration weight of UniScale + prior: the prior from one half of the tuning split, the replay
-    on the other half, and the other way round (the prior never sees the questions it is scored on); each
-    question comes back ``repeats`` times per stream (:func:`tuning_length`)."""
+) -> tuple[BanditSettings, dict[str, float]]:
+    """UniScale + prior's settings: the prior from one half of the tuning split, the replay on the other half,
+    and the other way round (the prior never sees the questions it is scored on); each question comes back
+    ``repeats`` times per stream (:func:`tuning_length`)."""
     halves = [tune.select(range(start, tune.n_questions, 2)) for start in (0, 1)]
+    grid = _grid(settings.prior_alphas, settings.shrinkages)
     scores: dict[str, float] = {}
-    for alpha in settings.prior_alphas:
+    for bandit in grid:
         means = []
         for fit, held_out in (halves, halves[::-1]):
-            spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(alpha, Prior.of_table(fit, weights), held_out))
+            spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(bandit, Prior.of_table(fit, weights), held_out))
             length = tuning_length(held_out.n_questions, repeats)
             result = replay(
                 held_out, [spec], weights, seeds=list(settings.tuning_seeds), length=length, hindsight=False
             )
             means += [t.reward.mean() for t in result.traces[UNISCALE_PRIOR].values()]
-        scores[f"{alpha:g}"] = float(np.mean(means))
+        scores[str(bandit)] = float(np.mean(means))
         if progress is not None:
             progress(1)
-    best = max(settings.prior_alphas, key=lambda a: (scores[f"{a:g}"], -a))
-    return best, scores
+    return _best(grid, scores), scores
 
 
 def tune_rivals(tune: OutcomeTable, weights: RewardWeights) -> dict[str, Any]:
@@ -304,22 +323,23 @@ def _mode(
 ) -> ModeResults:
     weights = RewardWeights.preset(mode)
     tuning: dict[str, Any] = {}
+    prior_bandit = None
     if tune is not None:
         repeats = settings.length / test.n_questions
-        alpha, tuning["alpha"] = tune_alpha(tune, weights, settings, progress, repeats=repeats)
+        bandit, tuning["bandit"] = tune_bandit(tune, weights, settings, progress, repeats=repeats)
         tts_model, tuning["tts_model"] = tune_tts_model(tune, weights)
-        prior_alpha, tuning["prior_alpha"] = tune_prior_alpha(tune, weights, settings, progress, repeats=repeats)
+        prior_bandit, tuning["prior_bandit"] = tune_prior_bandit(tune, weights, settings, progress, repeats=repeats)
         tuning["rivals"] = rivals = tune_rivals(tune, weights)
     else:
-        alpha, tts_model = 0.5, table.configs[-1].model
-    logger.info("%s: alpha %g, TTS-only model %s (tuned on %s)", mode, alpha, tts_model, "tune split" if tune else "-")
-    specs = standard_specs(test, alpha=alpha, tts_model=tts_model, knn_k=settings.knn_k)
+        bandit, tts_model = UNTUNED, table.configs[-1].model
+    logger.info("%s: %s, TTS-only model %s (tuned on %s)", mode, bandit, tts_model, "tune split" if tune else "-")
+    specs = standard_specs(test, bandit=bandit, tts_model=tts_model, knn_k=settings.knn_k)
     # The other models' TTS-only variants too (not tuned for, shown for comparison).
     others = [m for m in dict.fromkeys(c.model for c in test.configs) if m != tts_model]
-    specs[2:2] = [PolicySpec(f"{TTS_ONLY} ({m})", uniscale(alpha), arms=tts_arms(test, m)) for m in others]
-    specs[-1:-1] = ablation_specs(weights, alpha=alpha)
-    if tune is not None:
-        specs[1:1] = [PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_alpha, Prior.of_table(tune, weights), test))]
+    specs[2:2] = [PolicySpec(f"{TTS_ONLY} ({m})", uniscale(bandit), arms=tts_arms(test, m)) for m in others]
+    specs[-1:-1] = ablation_specs(weights, bandit=bandit)
+    if tune is not None and prior_bandit is not None:
+        specs[1:1] = [PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_bandit, Prior.of_table(tune, weights), test))]
         specs[-1:-1] = [
             PolicySpec(OFFLINE_ROUTER, _offline_router(tune, weights)),
             PolicySpec(BEST_ROUTE, lambda c: BestRoute.from_table(tune, rivals["tolerance"])),
@@ -341,7 +361,8 @@ def _mode(
     mode_results = ModeResults(
         mode=mode,
         weights=weights,
-        alpha=alpha,
+        bandit=bandit,
+        prior_bandit=prior_bandit,
         tts_model=tts_model,
         tuning=tuning,
         rows=rows,
@@ -353,7 +374,7 @@ def _mode(
         best_fixed=best_fixed,
     )
     if False in test.coverage and test.coverage[False].any():
-        mode_results.early_stopping = _early_stopping(test, weights, alpha, settings, progress)
+        mode_results.early_stopping = _early_stopping(test, weights, bandit, settings, progress)
     return mode_results
 
 
@@ -428,7 +449,7 @@ def _tier_choices(test: OutcomeTable, traces: dict[int, Trace]) -> dict[str, dic
 def _early_stopping(
     test: OutcomeTable,
     weights: RewardWeights,
-    alpha: float,
+    bandit: BanditSettings,
     settings: BenchSettings,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -436,7 +457,7 @@ def _early_stopping(
     both = test.covered(False)
     result = replay(
         both,
-        [*early_stopping_specs(alpha=alpha), PolicySpec(ORACLE, lambda c: Oracle())],
+        [*early_stopping_specs(bandit=bandit), PolicySpec(ORACLE, lambda c: Oracle())],
         weights,
         seeds=settings.seeds,
         length=settings.length,
@@ -484,17 +505,15 @@ def _frontier(
     points: dict[str, list[list[tuple[float, float]]]] = {name: [] for name in names}
     for cost_weight, mode in zip(settings.sweep, nearest, strict=True):
         weights = sweep_weights(cost_weight)
-        alpha = mode.alpha if mode is not None else 0.5
+        bandit = mode.bandit if mode is not None else UNTUNED
         specs = [
-            PolicySpec(UNISCALE, uniscale(alpha)),
+            PolicySpec(UNISCALE, uniscale(bandit)),
             PolicySpec("kNN", lambda c: KNN(c.n_arms, k=settings.knn_k)),
             PolicySpec(ORACLE, lambda c: Oracle()),
         ]
-        if tune is not None and mode is not None:
-            scores: dict[str, float] = mode.tuning["prior_alpha"]
-            prior_alpha = float(max(scores, key=scores.__getitem__))
+        if tune is not None and mode is not None and mode.prior_bandit is not None:
             specs += [
-                PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_alpha, Prior.of_table(tune, weights), test)),
+                PolicySpec(UNISCALE_PRIOR, warmed_uniscale(mode.prior_bandit, Prior.of_table(tune, weights), test)),
                 PolicySpec(OFFLINE_ROUTER, _offline_router(tune, weights)),
             ]
         result = replay(

@@ -22,7 +22,7 @@ import numpy as np
 
 from uniscale_integrations.bench.collect import CollectPlan, build_engines
 from uniscale_integrations.bench.data import Question, question_seed
-from uniscale_integrations.bench.replay import UNISCALE, PolicySpec, run_policy, uniscale
+from uniscale_integrations.bench.replay import UNISCALE, UNTUNED, BanditSettings, PolicySpec, fresh_like, run_policy
 from uniscale_integrations.bench.samples import SamplePlan
 from uniscale_integrations.engine import UniScale
 from uniscale_integrations.outcomes import OutcomeTable, OutcomeTableError
@@ -97,14 +97,14 @@ class LiveResult:
         return "\n".join(lines) + "\n"
 
 
-def table_engine(table: OutcomeTable, *, mode: Mode = "cost-sensitive", alpha: float = 0.5) -> UniScale:
+def table_engine(table: OutcomeTable, *, mode: Mode = "cost-sensitive", bandit: BanditSettings = UNTUNED) -> UniScale:
     """The engine that decodes as the table's collection did (early stopping on), from its settings."""
     settings = table.meta.settings
     plan = settings.get("plan")
     if not isinstance(plan, Mapping):
         raise OutcomeTableError("the table does not record its collection plan; pass an engine")
     if "sampling" not in plan:  # table v1: every outcome was run by an engine
-        return build_engines(CollectPlan.from_dict(plan), alpha=alpha, mode=mode)[True]
+        return build_engines(CollectPlan.from_dict(plan), bandit=bandit, mode=mode)[True]
     budget = settings.get("nominal_budget")
     return SamplePlan.from_dict(plan).engine(
         table.configs,
@@ -114,7 +114,8 @@ def table_engine(table: OutcomeTable, *, mode: Mode = "cost-sensitive", alpha: f
         settle=settings.get("settle"),
         nominal_budget=NominalBudget(**budget) if isinstance(budget, Mapping) else None,
         mode=mode,
-        alpha=alpha,
+        alpha=bandit.alpha,
+        shrinkage=bandit.shrinkage,
     )
 
 
@@ -123,11 +124,12 @@ def live(
     n: int,
     *,
     mode: Mode = "cost-sensitive",
-    alpha: float = 0.5,
+    bandit: BanditSettings = UNTUNED,
     engine: UniScale | None = None,
     progress: bool = True,
 ) -> LiveResult:
-    """Run the engine for real on the first ``n`` test questions and replay the same stream."""
+    """Run the engine for real on the first ``n`` test questions and replay the same stream with the engine's
+    own LinUCB settings (``bandit`` builds the engine when none is given)."""
     from tqdm.auto import tqdm
 
     test = table.subset("test")
@@ -135,7 +137,7 @@ def live(
     if n < 1:
         raise OutcomeTableError("live needs at least one test question")
     if engine is None:
-        engine = table_engine(table, mode=mode, alpha=alpha)
+        engine = table_engine(table, mode=mode, bandit=bandit)
     if [str(c) for c in engine.space] != [str(c) for c in table.configs]:
         raise OutcomeTableError(f"the engine's space {list(engine.space)} differs from the table's")
     weights: RewardWeights = engine.weights
@@ -168,7 +170,7 @@ def live(
                 seconds=time.perf_counter() - started,
             )
         )
-    trace = run_policy(test, PolicySpec(UNISCALE, uniscale(engine.bandit.alpha)), weights, questions, seed=0)
+    trace = run_policy(test, PolicySpec(UNISCALE, fresh_like(engine.bandit)), weights, questions, seed=0)
     for step, arm, reward in zip(steps, trace.arms.tolist(), trace.reward.tolist(), strict=True):
         step.replay_config = str(test.configs[arm])
         step.replay_reward = float(reward)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uniscale_integrations.bench.evaluate import BenchSettings, tune_alpha, tune_prior_alpha, tune_rivals
+from uniscale_integrations.bench.evaluate import BenchSettings, tune_bandit, tune_prior_bandit, tune_rivals
 from uniscale_integrations.bench.plots import plot_margin
 from uniscale_integrations.bench.practitioners import CASCADE, cascade_trace
 from uniscale_integrations.bench.replay import (
@@ -73,12 +73,12 @@ def margin(mode: Mode = "cost-sensitive", *, seed: int = 0, length: int = 1000, 
     weights = RewardWeights.preset(mode)
     settings = BenchSettings(seeds=(seed,), length=length)
     repeats = length / test.n_questions
-    alpha, _ = tune_alpha(tune, weights, settings, repeats=repeats)
-    prior_alpha, _ = tune_prior_alpha(tune, weights, settings, repeats=repeats)
+    bandit, _ = tune_bandit(tune, weights, settings, repeats=repeats)
+    prior_bandit, _ = tune_prior_bandit(tune, weights, settings, repeats=repeats)
     best_single = int(np.argmax(tune.rewards(weights).mean(axis=0)))
     specs = [
-        PolicySpec(UNISCALE, uniscale(alpha)),
-        PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_alpha, Prior.of_table(tune, weights), test)),
+        PolicySpec(UNISCALE, uniscale(bandit)),
+        PolicySpec(UNISCALE_PRIOR, warmed_uniscale(prior_bandit, Prior.of_table(tune, weights), test)),
         PolicySpec(BEST_SINGLE, lambda c: Fixed(best_single)),
     ]
     result = replay(test, specs, weights, seeds=[seed], length=length)

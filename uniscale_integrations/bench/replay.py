@@ -31,7 +31,7 @@ from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.outcomes import OutcomeTable
 from uniscale_integrations.policy.base import Policy, PolicyContext
 from uniscale_integrations.policy.baselines import KNN, Fixed, Greedy, Oracle, RandomPolicy
-from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
+from uniscale_integrations.policy.linucb import DEFAULT_SHRINKAGE, LinUCB, LinUCBPolicy, joint_linucb
 from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.reward.weights import RewardWeights
 
@@ -156,8 +156,9 @@ def run_policy(
         )
     if features is None:
         features = question_features(table, spec.arms)
-    dim = table.action_features.shape[1] * table.contexts.shape[1]
-    policy = spec.make(PolicyContext(seed=seed, dim=dim, n_arms=int(arms.size)))
+    context_dim = table.contexts.shape[1]
+    dim = table.action_features.shape[1] * context_dim
+    policy = spec.make(PolicyContext(seed=seed, dim=dim, n_arms=int(arms.size), context_dim=context_dim))
     chosen = np.empty(questions.size, dtype=np.int64)
     started = time.perf_counter()
     for t, q in enumerate(questions.tolist()):
@@ -296,19 +297,62 @@ def _run_specs(
 
 
 # ---------------------------------------------------------------------- the standard line-up
+@dataclass(frozen=True)
+class BanditSettings:
+    """UniScale's LinUCB settings that the tuning split chooses: exploration ``alpha`` and the ``shrinkage`` of
+    the query-by-configuration interactions (:func:`~uniscale_integrations.features.joint.interaction_ridge_scale`)."""
+
+    alpha: float
+    shrinkage: float
+
+    def __str__(self) -> str:
+        return f"alpha {self.alpha:g}, shrinkage {self.shrinkage:g}"
+
+
+UNTUNED = BanditSettings(alpha=0.5, shrinkage=DEFAULT_SHRINKAGE)
+"""The engine's default settings, for a table without a tuning split."""
+
+
+def _linucb(context: PolicyContext, settings: BanditSettings, gamma: float, name: str) -> LinUCBPolicy:
+    bandit = joint_linucb(
+        context.dim // context.context_dim,
+        context.context_dim,
+        alpha=settings.alpha,
+        gamma=gamma,
+        shrinkage=settings.shrinkage,
+    )
+    return LinUCBPolicy(bandit, name=name)
+
+
 def uniscale(
-    alpha: float, l2_lambda: float = 1.0, gamma: float = 1.0, name: str = UNISCALE
+    settings: BanditSettings, *, gamma: float = 1.0, name: str = UNISCALE
 ) -> Callable[[PolicyContext], Policy]:
     """A factory for UniScale's policy: LinUCB over the joint features, as the engine builds it."""
 
     def make(context: PolicyContext) -> Policy:
-        return LinUCBPolicy(LinUCB(context.dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma), name=name)
+        return _linucb(context, settings, gamma, name)
+
+    return make
+
+
+def fresh_like(bandit: LinUCB, name: str = UNISCALE) -> Callable[[PolicyContext], Policy]:
+    """A factory for a fresh LinUCB with ``bandit``'s hyperparameters (an engine's, to replay what it runs)."""
+
+    def make(context: PolicyContext) -> Policy:
+        fresh = LinUCB(
+            context.dim,
+            alpha=bandit.alpha,
+            l2_lambda=bandit.l2_lambda,
+            gamma=bandit.gamma,
+            ridge_scale=bandit.ridge_scale,
+        )
+        return LinUCBPolicy(fresh, name=name)
 
     return make
 
 
 def warmed_uniscale(
-    alpha: float, prior: Prior, table: OutcomeTable, name: str = UNISCALE_PRIOR, gamma: float = 1.0
+    settings: BanditSettings, prior: Prior, table: OutcomeTable, *, name: str = UNISCALE_PRIOR, gamma: float = 1.0
 ) -> Callable[[PolicyContext], Policy]:
     """UniScale started from ``prior`` (:mod:`~uniscale_integrations.policy.prior`) over ``table``'s configurations."""
     space = ConfigSpace(table.configs)
@@ -316,7 +360,7 @@ def warmed_uniscale(
 
     def make(context: PolicyContext) -> Policy:
         if context.dim not in warmed:
-            policy = LinUCBPolicy(LinUCB(context.dim, alpha=alpha, gamma=gamma), name=name)
+            policy = _linucb(context, settings, gamma, name)
             for features, arm, reward in prior.evidence(space, table.action_features):
                 policy.update(features, arm, reward)
             warmed[context.dim] = policy
@@ -344,16 +388,16 @@ def routing_arms(table: OutcomeTable) -> tuple[int, ...]:
 def standard_specs(
     table: OutcomeTable,
     *,
-    alpha: float,
+    bandit: BanditSettings,
     tts_model: str,
     knn_k: int = 10,
     fixed: bool = True,
 ) -> list[PolicySpec]:
     """UniScale, its TTS-only and routing-only restrictions, Random, Greedy, kNN, every Fixed config, Oracle."""
     specs = [
-        PolicySpec(UNISCALE, uniscale(alpha)),
-        PolicySpec(f"{TTS_ONLY} ({tts_model})", uniscale(alpha), arms=tts_arms(table, tts_model)),
-        PolicySpec(ROUTING_ONLY, uniscale(alpha), arms=routing_arms(table)),
+        PolicySpec(UNISCALE, uniscale(bandit)),
+        PolicySpec(f"{TTS_ONLY} ({tts_model})", uniscale(bandit), arms=tts_arms(table, tts_model)),
+        PolicySpec(ROUTING_ONLY, uniscale(bandit), arms=routing_arms(table)),
         PolicySpec("Random", lambda c: RandomPolicy(seed=c.seed)),
         PolicySpec("Greedy", lambda c: Greedy(c.dim)),
         PolicySpec("kNN", lambda c: KNN(c.n_arms, k=knn_k)),
@@ -368,7 +412,7 @@ def _fixed(arm: int) -> Callable[[PolicyContext], Policy]:
     return lambda c: Fixed(arm, name="Fixed")
 
 
-def ablation_specs(weights: RewardWeights, *, alpha: float) -> list[PolicySpec]:
+def ablation_specs(weights: RewardWeights, *, bandit: BanditSettings) -> list[PolicySpec]:
     """UniScale learning without the verifier score (w2 = 0) and without the cost term (w3 = 0).
 
     Both are scored by the full ``weights``; only what they learn from changes.
@@ -376,22 +420,22 @@ def ablation_specs(weights: RewardWeights, *, alpha: float) -> list[PolicySpec]:
     return [
         PolicySpec(
             "UniScale w/o dense verification (w2=0)",
-            uniscale(alpha),
+            uniscale(bandit),
             learn=RewardWeights(correct=weights.correct, score=0.0, cost=weights.cost),
         ),
         PolicySpec(
             "UniScale w/o cost term (w3=0)",
-            uniscale(alpha),
+            uniscale(bandit),
             learn=RewardWeights(correct=weights.correct, score=weights.score, cost=0.0),
         ),
     ]
 
 
-def early_stopping_specs(*, alpha: float) -> list[PolicySpec]:
+def early_stopping_specs(*, bandit: BanditSettings) -> list[PolicySpec]:
     """UniScale with path-aware early stopping (as collected) and without it."""
     return [
-        PolicySpec(UNISCALE, uniscale(alpha)),
-        PolicySpec("UniScale w/o early stopping", uniscale(alpha), early_stopping=False),
+        PolicySpec(UNISCALE, uniscale(bandit)),
+        PolicySpec("UniScale w/o early stopping", uniscale(bandit), early_stopping=False),
     ]
 
 

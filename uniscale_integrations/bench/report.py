@@ -212,12 +212,11 @@ def summary_markdown(results: BenchResults, *, command: str | None = None, plots
 
 def _tuned(m: ModeResults) -> str:
     """What the tuning split chose in one mode."""
-    text = f"alpha {m.alpha:g}, TTS-only model {m.tts_model}"
-    if "prior_alpha" in m.tuning:
-        best = max(m.tuning["prior_alpha"], key=lambda a: m.tuning["prior_alpha"][a])
+    text = f"{m.bandit}, TTS-only model {m.tts_model}"
+    if m.prior_bandit is not None:
         rivals = m.tuning["rivals"]
         text += (
-            f", alpha with the prior {best} (prior from one half, scored on the other), "
+            f"; with the prior {m.prior_bandit} (prior from one half, scored on the other); "
             f"BEST-Route tolerance {rivals['tolerance']:g}, cascade {rivals['small_config']} -> "
             f"{rivals['strong_config']} below a score of {rivals['threshold']:.3f}"
         )

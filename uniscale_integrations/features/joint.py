@@ -10,6 +10,7 @@ bandit score all configurations in ``O(d^2 + n * dz^2)`` instead of ``O(n * d^2)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,3 +61,24 @@ class ProductFeatures:
     def dense(self) -> FloatArray:
         """All joint feature vectors as an ``(n_configs, dz * dc)`` array."""
         return np.einsum("ai,j->aij", self.actions, self.context).reshape(self.shape)
+
+
+def interaction_ridge_scale(action_dim: int, context_dim: int, shrinkage: float) -> FloatArray:
+    """Ridge multipliers over ``z ⊗ c`` that shrink the query-by-configuration interactions ``shrinkage`` times
+    harder than the main effects.
+
+    Coordinate ``(i, j)`` of the joint vector is ``z_i c_j``; the first entry of each factor is its bias, so the
+    coordinates with ``i = 0`` or ``j = 0`` are main effects (multiplier 1) and the others interactions
+    (multiplier ``shrinkage``). In a Gaussian-prior reading, each configuration's reward is expected to depend on
+    the query ``shrinkage`` times less (in variance) than its level does, until the evidence says otherwise:
+    a large value falls back towards the best configuration overall, ``1`` is plain ridge. With few
+    questions behind the estimate, the tuning split prefers more than 1 (docs/bench.md, "Tuning").
+    """
+    if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not math.isfinite(shrinkage):
+        raise ValueError(f"shrinkage must be a finite number, got {shrinkage!r}")
+    if shrinkage <= 0:
+        raise ValueError(f"shrinkage must be > 0, got {shrinkage!r}")
+    scale = np.full((action_dim, context_dim), float(shrinkage))
+    scale[0, :] = 1.0
+    scale[:, 0] = 1.0
+    return scale.ravel()

@@ -45,6 +45,8 @@ class PolicyContext:
     """Length of the joint feature vectors (``dz * dc``)."""
     n_arms: int
     """Configurations it chooses from."""
+    context_dim: int
+    """Length of the query's context vector ``c`` (``dc``)."""
 
 
 class Policy(ABC):

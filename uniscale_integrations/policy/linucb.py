@@ -42,7 +42,7 @@ stronger discounting re-inverts more often, ``O(d^3 / refresh_every)`` amortised
 Example
 -------
 >>> import numpy as np
->>> from uniscale_integrations.features.joint import ProductFeatures
+>>> from uniscale_integrations.features.joint import ProductFeatures, interaction_ridge_scale
 >>> rng = np.random.default_rng(0)
 >>> bandit = LinUCB(dim=6, alpha=0.5)
 >>> configs = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]])  # z_a: constant, size
@@ -68,15 +68,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from uniscale_integrations.features.joint import ProductFeatures
+from uniscale_integrations.features.joint import ProductFeatures, interaction_ridge_scale
 from uniscale_integrations.policy.base import Policy, PolicyContext
 
-__all__ = ["STATE_FORMAT_VERSION", "LinUCB", "LinUCBPolicy"]
+__all__ = ["DEFAULT_SHRINKAGE", "STATE_FORMAT_VERSION", "LinUCB", "LinUCBPolicy", "joint_linucb"]
 
 FloatArray = NDArray[np.float64]
 
-STATE_FORMAT_VERSION = 1
-"""Version of the layout written by :meth:`LinUCB.state_dict`."""
+STATE_FORMAT_VERSION = 2
+"""Version of the layout written by :meth:`LinUCB.state_dict` (2 added ``ridge_scale``; 1 still loads)."""
+
+DEFAULT_SHRINKAGE = 1.0
+"""How much harder the engine's ridge holds the query-by-configuration interactions than the main effects
+(:func:`~uniscale_integrations.features.joint.interaction_ridge_scale`)."""
 
 _TIE_RTOL = 1e-12
 """UCB values within this relative distance of the best count as tied (see ``select``)."""
@@ -84,7 +88,7 @@ _TIE_RTOL = 1e-12
 _MIN_REFRESH = 32
 """Smallest refresh interval when ``gamma = 1`` or the discount half-life allows it."""
 
-_ARRAY_KEYS = ("A", "A_inv", "b", "theta")
+_ARRAY_KEYS = ("A", "A_inv", "b", "theta", "ridge_scale")
 _SCALAR_KEYS = (
     "format_version",
     "dim",
@@ -127,6 +131,21 @@ def _check_hyperparameters(
     return int(dim), reals["alpha"], reals["l2_lambda"], reals["gamma"]
 
 
+def _check_ridge_scale(ridge_scale: ArrayLike | None, dim: int) -> FloatArray:
+    """The validated per-coordinate ridge multipliers (ones when ``None``), or ``ValueError``."""
+    if ridge_scale is None:
+        return np.ones(dim)
+    try:
+        scale = np.array(ridge_scale, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"ridge_scale must be an array of real numbers, got {ridge_scale!r}") from exc
+    if scale.shape != (dim,):
+        raise ValueError(f"ridge_scale must have shape ({dim},), got {scale.shape}")
+    if not (np.isfinite(scale).all() and (scale > 0.0).all()):
+        raise ValueError("ridge_scale must be finite and > 0")
+    return scale
+
+
 def _readonly(array: FloatArray) -> FloatArray:
     view = array.view()
     view.flags.writeable = False
@@ -147,6 +166,12 @@ class LinUCB:
     gamma:
         Discount in ``(0, 1]``; ``1`` keeps all evidence, ``< 1`` forgets at rate ``gamma``
         per update (see the module docstring for the exact scheme).
+    ridge_scale:
+        Per-coordinate multipliers of ``lambda`` (length ``dim``, all > 0; default all 1): the
+        regulariser is ``lambda * diag(ridge_scale)``, a Gaussian prior whose variance is
+        ``1 / (lambda * ridge_scale[i])`` on coordinate ``i``.
+        :func:`~uniscale_integrations.features.joint.interaction_ridge_scale` shrinks the
+        query-by-configuration interactions harder than the main effects.
 
     ``select`` and ``scores`` take either an ``(n_configs, dim)`` array of joint features
     or a :class:`~uniscale_integrations.features.joint.ProductFeatures`, which is scored in
@@ -166,17 +191,26 @@ class LinUCB:
         "_l2_lambda",
         "_n_updates",
         "_refresh_every",
+        "_ridge",
         "_since_refresh",
         "_theta",
         "_work",
     )
 
-    def __init__(self, dim: int, alpha: float = 1.0, l2_lambda: float = 1.0, gamma: float = 1.0):
+    def __init__(
+        self,
+        dim: int,
+        alpha: float = 1.0,
+        l2_lambda: float = 1.0,
+        gamma: float = 1.0,
+        ridge_scale: ArrayLike | None = None,
+    ):
         self._dim, self._alpha, self._l2_lambda, self._gamma = _check_hyperparameters(dim, alpha, l2_lambda, gamma)
+        self._ridge: FloatArray = _check_ridge_scale(ridge_scale, self._dim)
         self._refresh_every = _refresh_interval(self._dim, self._gamma)
         d = self._dim
-        self._A: FloatArray = self._l2_lambda * np.eye(d)
-        self._A_inv: FloatArray = (1.0 / self._l2_lambda) * np.eye(d)
+        self._A: FloatArray = np.diag(self._l2_lambda * self._ridge)
+        self._A_inv: FloatArray = np.diag(1.0 / (self._l2_lambda * self._ridge))
         self._b: FloatArray = np.zeros(d)
         self._theta: FloatArray = np.zeros(d)
         self._work: FloatArray = np.empty((d, d))
@@ -211,8 +245,14 @@ class LinUCB:
         return self._refresh_every
 
     @property
+    def ridge_scale(self) -> FloatArray:
+        """Read-only view of the per-coordinate multipliers of ``lambda`` (all 1 for plain ridge)."""
+        return _readonly(self._ridge)
+
+    @property
     def regularizer(self) -> float:
-        """The ridge term currently inside ``A``: ``lambda * gamma ** (n_updates % refresh_every)``."""
+        """The scale of the ridge term currently inside ``A``, ``lambda * gamma ** (n_updates % refresh_every)``;
+        the term itself is ``regularizer * diag(ridge_scale)``."""
         return self._l2_lambda * self._gamma**self._since_refresh
 
     @property
@@ -340,7 +380,7 @@ class LinUCB:
         """Top the regulariser back up to ``lambda`` and re-invert ``A`` exactly."""
         if self._gamma != 1.0:
             top_up = self._l2_lambda * (1.0 - self._gamma**self._since_refresh)
-            self._A.flat[:: self._dim + 1] += top_up
+            self._A.flat[:: self._dim + 1] += top_up * self._ridge
         inverse = np.linalg.inv(self._A)
         np.add(inverse, inverse.T, out=self._A_inv)
         self._A_inv *= 0.5
@@ -349,9 +389,9 @@ class LinUCB:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, np.ndarray | int | float]:
-        """The full state as plain data: four float64 arrays plus JSON-able scalars.
+        """The full state as plain data: five float64 arrays plus JSON-able scalars.
 
-        Keys ``A``, ``A_inv``, ``b``, ``theta`` hold copies of the arrays; the rest
+        Keys ``A``, ``A_inv``, ``b``, ``theta``, ``ridge_scale`` hold copies of the arrays; the rest
         (``format_version``, ``dim``, ``alpha``, ``l2_lambda``, ``gamma``, ``n_updates``,
         ``since_refresh``) are Python ``int``/``float``. Store the arrays with
         ``np.savez`` (load with ``allow_pickle=False``) and the scalars as JSON, or all of it
@@ -362,6 +402,7 @@ class LinUCB:
             "A_inv": self._A_inv.copy(),
             "b": self._b.copy(),
             "theta": self._theta.copy(),
+            "ridge_scale": self._ridge.copy(),
             "format_version": STATE_FORMAT_VERSION,
             "dim": self._dim,
             "alpha": self._alpha,
@@ -393,15 +434,9 @@ class LinUCB:
             value = scalars[key]
             if not (isinstance(value, int) and value >= 0):
                 raise ValueError(f"state[{key!r}] must be a non-negative integer, got {value!r}")
-        bandit = cls(scalars["dim"], alpha=scalars["alpha"], l2_lambda=scalars["l2_lambda"], gamma=scalars["gamma"])
-        d = bandit._dim
-        if scalars["since_refresh"] >= bandit._refresh_every:
-            raise ValueError(
-                f"state['since_refresh'] must be < refresh_every = {bandit._refresh_every}, "
-                f"got {scalars['since_refresh']}"
-            )
+        d = scalars["dim"]
         arrays: dict[str, FloatArray] = {}
-        for key, shape in (("A", (d, d)), ("A_inv", (d, d)), ("b", (d,)), ("theta", (d,))):
+        for key, shape in (("A", (d, d)), ("A_inv", (d, d)), ("b", (d,)), ("theta", (d,)), ("ridge_scale", (d,))):
             value = state[key]
             if not isinstance(value, np.ndarray) or value.dtype != np.float64:
                 raise ValueError(f"state[{key!r}] must be a float64 ndarray")
@@ -410,6 +445,18 @@ class LinUCB:
             if not np.isfinite(value).all():
                 raise ValueError(f"state[{key!r}] must be finite")
             arrays[key] = np.array(value, dtype=np.float64, order="C", copy=True)
+        bandit = cls(
+            d,
+            alpha=scalars["alpha"],
+            l2_lambda=scalars["l2_lambda"],
+            gamma=scalars["gamma"],
+            ridge_scale=arrays["ridge_scale"],
+        )
+        if scalars["since_refresh"] >= bandit._refresh_every:
+            raise ValueError(
+                f"state['since_refresh'] must be < refresh_every = {bandit._refresh_every}, "
+                f"got {scalars['since_refresh']}"
+            )
         _check_consistent(arrays["A"], arrays["A_inv"], arrays["b"], arrays["theta"])
         bandit._A, bandit._A_inv = arrays["A"], arrays["A_inv"]
         bandit._b, bandit._theta = arrays["b"], arrays["theta"]
@@ -466,6 +513,21 @@ def _check_consistent(A: FloatArray, A_inv: FloatArray, b: FloatArray, theta: Fl
     gap = float(np.abs(theta - expected).max())
     if not gap <= tolerance * max(scale, 1e-300):
         raise ValueError(f"state['theta'] is not A_inv @ b (max gap {gap:.3g})")
+
+
+def joint_linucb(
+    action_dim: int,
+    context_dim: int,
+    *,
+    alpha: float,
+    l2_lambda: float = 1.0,
+    gamma: float = 1.0,
+    shrinkage: float = DEFAULT_SHRINKAGE,
+) -> LinUCB:
+    """UniScale's bandit over ``z ⊗ c`` (``action_dim * context_dim`` coordinates), its interactions shrunk
+    ``shrinkage`` times harder than its main effects (:func:`interaction_ridge_scale`)."""
+    scale = interaction_ridge_scale(action_dim, context_dim, shrinkage)
+    return LinUCB(action_dim * context_dim, alpha=alpha, l2_lambda=l2_lambda, gamma=gamma, ridge_scale=scale)
 
 
 class LinUCBPolicy(Policy):

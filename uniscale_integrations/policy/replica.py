@@ -30,7 +30,7 @@ import numpy as np
 from uniscale_integrations.errors import StoreError
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
 from uniscale_integrations.features.space import ConfigSpace
-from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy
+from uniscale_integrations.policy.linucb import LinUCB, LinUCBPolicy, joint_linucb
 from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.store.base import PolicyStore
 from uniscale_integrations.store.records import LoggedFeedback
@@ -56,6 +56,7 @@ class Replica:
         alpha: float,
         l2_lambda: float,
         gamma: float,
+        shrinkage: float,
         snapshot_every: int = 1000,
         prior: Prior | None = None,
     ):
@@ -65,19 +66,21 @@ class Replica:
         self._arms = {str(config): i for i, config in enumerate(space)}
         self._actions = np.array(actions, dtype=np.float64)
         self._context_dim = context_dim
-        self._alpha, self._l2_lambda, self._gamma = alpha, l2_lambda, gamma
+        self._alpha, self._l2_lambda, self._gamma, self._shrinkage = alpha, l2_lambda, gamma, shrinkage
         self._snapshot_every = snapshot_every
         self._space = space
         self.prior = prior
         self.key = self._policy_key()
-        """What a snapshot must match to be resumed: configs, features, ``dc``, ``lambda``, ``gamma``, the prior."""
+        """What a snapshot must match to be resumed: configs, features, ``dc``, ``lambda``, ``gamma``, the shrinkage,
+        the prior."""
         self.policy, self.seq = self._resume()
         self._snapshot_seq = self.seq
         self.catch_up()
 
     def _policy_key(self) -> str:
         digest = hashlib.sha256()
-        digest.update(json.dumps([list(self._arms), self._context_dim, self._l2_lambda, self._gamma]).encode())
+        shape = [list(self._arms), self._context_dim, self._l2_lambda, self._gamma, self._shrinkage]
+        digest.update(json.dumps(shape).encode())
         digest.update(np.ascontiguousarray(self._actions, dtype="<f8").tobytes())
         digest.update((self.prior.digest if self.prior is not None else "no prior").encode())
         return digest.hexdigest()
@@ -89,8 +92,15 @@ class Replica:
 
     def _fresh(self) -> LinUCBPolicy:
         """The policy before any feedback: empty, or the prior's evidence applied."""
-        dim = self._actions.shape[1] * self._context_dim
-        policy = LinUCBPolicy(LinUCB(dim, alpha=self._alpha, l2_lambda=self._l2_lambda, gamma=self._gamma))
+        bandit = joint_linucb(
+            self._actions.shape[1],
+            self._context_dim,
+            alpha=self._alpha,
+            l2_lambda=self._l2_lambda,
+            gamma=self._gamma,
+            shrinkage=self._shrinkage,
+        )
+        policy = LinUCBPolicy(bandit)
         if self.prior is not None:
             if self.prior.contexts.shape[1] != self._context_dim:
                 raise ValueError(

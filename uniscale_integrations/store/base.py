@@ -427,8 +427,9 @@ class PolicyStore:
 
     # ------------------------------------------------------------------ snapshots
     def save_snapshot(self, key: str, seq: int, state: Mapping[str, Any]) -> None:
-        """Keep ``state`` (a :meth:`LinUCB.state_dict`) as the replay of the log up to ``seq``."""
-        scalars = {k: v for k, v in state.items() if k not in ARRAYS}
+        """Keep ``state`` (a :meth:`LinUCB.state_dict`) as the replay of the log up to ``seq``: the matrices as
+        blobs, the rest (the ridge's short per-coordinate scale among them) as JSON, which keeps floats exactly."""
+        scalars = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in state.items() if k not in ARRAYS}
         with self._transaction() as conn:
             self._execute(
                 conn,
@@ -453,7 +454,9 @@ class PolicyStore:
             ).fetchone()
         if row is None:
             return None
-        state: dict[str, Any] = json.loads(row[1])
+        state: dict[str, Any] = {
+            k: np.asarray(v, dtype=np.float64) if isinstance(v, list) else v for k, v in json.loads(row[1]).items()
+        }
         dim = int(state["dim"])
         for name, blob in zip(ARRAYS, row[2:], strict=True):
             state[name] = from_blob(bytes(blob)).reshape((dim, dim) if name.startswith("A") else (dim,))
