@@ -2,6 +2,8 @@
 
     python benchmarks/build_table_v2.py                       # -> uniscale_integrations/tables/v2.jsonl.gz
     python benchmarks/build_table_v2.py --out /tmp/v2.jsonl.gz --min-best 0.1 --candidate-zero sampled --cap 384
+    python benchmarks/build_table_v2.py --work benchmarks/results/samples_v2 \
+        --work benchmarks/results/samples_v2_sorting --out /tmp/v2_62.jsonl.gz   # before session 9's tuning questions
 
 The space is S and M x QP {1, 2} x CP {1, 2, 4, 8} x BS 1, with early stopping off (every row
 runs to its end) and on (the executor's unpaused rule replayed: see
@@ -10,9 +12,13 @@ probability ``--settle``, 0.9, chosen on the tuning split by ``benchmarks/early_
 Tiers are chosen from the configurations' accuracies alone, before any policy is replayed: a tier
 stays when some configuration is right on more than ``--min-best`` of its questions (default 0: on
 any); a tier no configuration ever gets right teaches nothing but "spend least", which the others
-teach too. Candidate 0 of a CP group is the greedy path or a sample, per model, as the tuning split
-prefers (``--candidate-zero``). A row that falls into a loop ends there, as
-``SamplingParams(stop_on_loop=True)`` ends it (``--no-loop-stop`` to let it run to the cap). Rows
+teach too. Candidate 0 of a CP group is the greedy path on M and a sample on S: what the first 62 tuning
+questions preferred (session 5), kept so that the test split's outcomes stay those of table v2 as issue 15
+measured them (on session 9's 122 tuning questions M's sampled candidate 0 scores 0.289 against 0.280 greedy,
+within noise; ``--candidate-zero tuned`` chooses again). The work directories are the two collections of
+sessions 5-7 and session 9's 60 further tuning questions (``samples_tune4``: stream seed 4, the ten kept
+tiers, ``collect_samples.py --split tune``), which leave the test split as it was. A row that falls into a
+loop ends there, as ``SamplingParams(stop_on_loop=True)`` ends it (``--no-loop-stop`` to let it run to the cap). Rows
 that reached the collection's 384-token cap are continued to ``--cap`` (default 768,
 :mod:`uniscale_integrations.bench.extend`), so the table is what a 768-token cap decodes.
 """
@@ -30,27 +36,27 @@ from uniscale_integrations.bench.derived_table import derivation, derived_table,
 from uniscale_integrations.bench.sample_set import load_sample_set
 from uniscale_integrations.executor.styles import REASON_THEN_ANSWER
 from uniscale_integrations.features.space import ConfigSpace
-from uniscale_integrations.outcomes import save_table
+from uniscale_integrations.outcomes import default_table_path, save_table
 from uniscale_integrations.reward.cost import NominalBudget
 
 HERE = Path(__file__).resolve().parent
-WORKS = sorted((HERE / "results").glob("samples_v2*"))
-ROOT = HERE.parent
-DEFAULT_OUT = ROOT / "uniscale_integrations" / "bench" / "tables" / "v2.jsonl.gz"
+WORKS = [HERE / "results" / name for name in ("samples_v2", "samples_v2_sorting", "samples_tune4")]
+DEFAULT_OUT = default_table_path("v2")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--work", type=Path, action="append", help="a work directory (repeatable; default: every samples_v2*)"
+        "--work", type=Path, action="append", help="a work directory (repeatable; default: table v2's three)"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--min-best", type=float, default=0.0)
     parser.add_argument(
         "--candidate-zero",
-        choices=("tuned", "greedy", "sampled"),
-        default="tuned",
-        help="candidate 0 of a CP group: greedy or sampled on every model, or per model as the tuning split prefers",
+        type=_candidate_zero,
+        default="M=greedy,S=sampled",
+        help="candidate 0 of a CP group: per model as given (default M=greedy,S=sampled: table v2's), greedy or "
+        "sampled on every model, or per model as the tuning split prefers (tuned)",
     )
     parser.add_argument("--no-loop-stop", action="store_true", help="let rows that loop run to the cap")
     parser.add_argument("--cap", type=int, default=768, help="the token cap capped rows were continued to")
@@ -65,6 +71,11 @@ def main() -> None:
     configs = list(ConfigSpace.grid(plan.models, (1, 2), (1, 2, 4, 8), (1,)))
     if args.candidate_zero == "tuned":
         greedy_first = tuned_candidate_zero([r for r in records if r["split"] == "tune"], configs)
+    elif isinstance(args.candidate_zero, dict):
+        missing = set(plan.models) - set(args.candidate_zero)
+        if missing:
+            parser.error(f"--candidate-zero names no choice for {sorted(missing)}")
+        greedy_first = args.candidate_zero
     else:
         greedy_first = dict.fromkeys(plan.models, args.candidate_zero == "greedy")
     best = _best_accuracy(records, configs, greedy_first)
@@ -124,6 +135,21 @@ def main() -> None:
     meta = replace(meta, settings=settings)
     save_table(args.out, meta, rows, outcomes)
     logging.info("wrote %s: %d questions in %d tiers", args.out, len(rows), len(tiers))
+
+
+def _candidate_zero(text: str) -> str | dict[str, bool]:
+    """``tuned``, ``greedy``, ``sampled``, or per model ``M=greedy,S=sampled`` (model -> greedy first)."""
+    if text in ("tuned", "greedy", "sampled"):
+        return text
+    choices = {}
+    for item in text.split(","):
+        model, _, choice = item.partition("=")
+        if choice not in ("greedy", "sampled") or not model:
+            raise argparse.ArgumentTypeError(
+                f"expected tuned, greedy, sampled or MODEL=greedy|sampled,..., got {text!r}"
+            )
+        choices[model] = choice == "greedy"
+    return choices
 
 
 def _pass_at_k(records: list[dict], configs: list, greedy_first: dict[str, bool]) -> dict[str, dict[str, float]]:

@@ -195,9 +195,9 @@ def evaluate(
 # ---------------------------------------------------------------------- tuning
 def tuning_length(questions: int, repeats: float) -> int:
     """The length of a tuning stream over ``questions`` questions that brings each back ``repeats`` times, as
-    the streams the choice is for do. Longer streams favour exploring: over the tuning split's 62 questions
-    at the test's 1,000 queries (each question 16 times), the prior's alpha 1 beat 0.5 on 20 seeds; at the
-    test's 4 repeats, 0.5 beat 1."""
+    the streams the choice is for do. Longer streams favour exploring: over the 62 questions the tuning split
+    had in session 8, at the test's 1,000 queries (each question 16 times), the prior's alpha 1 beat 0.5 on 20
+    seeds; at the test's 4 repeats, 0.5 beat 1."""
     return max(1, round(questions * repeats))
 
 
