@@ -32,7 +32,7 @@ from uniscale_integrations.features.query import Message, as_messages, query_rec
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.options import RunOptions
 from uniscale_integrations.policy.attribution import Attribution, attribute
-from uniscale_integrations.policy.linucb import DEFAULT_SHRINKAGE, LinUCB, LinUCBPolicy, joint_linucb
+from uniscale_integrations.policy.linucb import DEFAULT_ALPHA, DEFAULT_SHRINKAGE, LinUCB, LinUCBPolicy, joint_linucb
 from uniscale_integrations.policy.prior import DEFAULT_PRIOR, Prior
 from uniscale_integrations.policy.replica import Replica
 from uniscale_integrations.reward.budget import Budget, Cap
@@ -211,7 +211,7 @@ class UniScale:
         encoder: QueryEncoder | None = None,
         weights: RewardWeights | None = None,
         cost_model: CostModel | None = None,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
         l2_lambda: float = 1.0,
         gamma: float = 1.0,
         shrinkage: float = DEFAULT_SHRINKAGE,

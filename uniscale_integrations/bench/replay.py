@@ -31,7 +31,13 @@ from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.outcomes import OutcomeTable
 from uniscale_integrations.policy.base import Policy, PolicyContext
 from uniscale_integrations.policy.baselines import KNN, Fixed, Greedy, Oracle, RandomPolicy
-from uniscale_integrations.policy.linucb import DEFAULT_SHRINKAGE, LinUCB, LinUCBPolicy, joint_linucb
+from uniscale_integrations.policy.linucb import (
+    DEFAULT_ALPHA,
+    DEFAULT_SHRINKAGE,
+    LinUCB,
+    LinUCBPolicy,
+    joint_linucb,
+)
 from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.reward.weights import RewardWeights
 
@@ -309,7 +315,7 @@ class BanditSettings:
         return f"alpha {self.alpha:g}, shrinkage {self.shrinkage:g}"
 
 
-UNTUNED = BanditSettings(alpha=0.5, shrinkage=DEFAULT_SHRINKAGE)
+UNTUNED = BanditSettings(alpha=DEFAULT_ALPHA, shrinkage=DEFAULT_SHRINKAGE)
 """The engine's default settings, for a table without a tuning split."""
 
 

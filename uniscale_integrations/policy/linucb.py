@@ -71,12 +71,15 @@ from numpy.typing import ArrayLike, NDArray
 from uniscale_integrations.features.joint import ProductFeatures, interaction_ridge_scale
 from uniscale_integrations.policy.base import Policy, PolicyContext
 
-__all__ = ["DEFAULT_SHRINKAGE", "STATE_FORMAT_VERSION", "LinUCB", "LinUCBPolicy", "joint_linucb"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_SHRINKAGE", "STATE_FORMAT_VERSION", "LinUCB", "LinUCBPolicy", "joint_linucb"]
 
 FloatArray = NDArray[np.float64]
 
 STATE_FORMAT_VERSION = 2
 """Version of the layout written by :meth:`LinUCB.state_dict` (2 added ``ridge_scale``; 1 still loads)."""
+
+DEFAULT_ALPHA = 0.5
+"""The engine's exploration weight when none is given (the tuning split's choice in cost-sensitive mode)."""
 
 DEFAULT_SHRINKAGE = 1.0
 """How much harder the engine's ridge holds the query-by-configuration interactions than the main effects
