@@ -31,6 +31,8 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+from _table_v2 import CANDIDATE_ZERO, WORKS
+
 from uniscale_integrations.bench.derive import pass_at, rows_of, vote
 from uniscale_integrations.bench.derived_table import derivation, derived_table, tuned_candidate_zero
 from uniscale_integrations.bench.sample_set import load_sample_set
@@ -39,8 +41,6 @@ from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.outcomes import default_table_path, save_table
 from uniscale_integrations.reward.cost import NominalBudget
 
-HERE = Path(__file__).resolve().parent
-WORKS = [HERE / "results" / name for name in ("samples_v2", "samples_v2_sorting", "samples_tune4")]
 DEFAULT_OUT = default_table_path("v2")
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument(
         "--candidate-zero",
         type=_candidate_zero,
-        default="M=greedy,S=sampled",
+        default=CANDIDATE_ZERO,
         help="candidate 0 of a CP group: per model as given (default M=greedy,S=sampled: table v2's), greedy or "
         "sampled on every model, or per model as the tuning split prefers (tuned)",
     )

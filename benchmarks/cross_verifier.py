@@ -20,6 +20,7 @@ from pathlib import Path
 from statistics import mean
 
 from _results import write_section
+from _table_v2 import WORKS
 from tqdm.auto import tqdm
 
 from uniscale_integrations.bench.derive import derived_usage, rows_of, vote
@@ -29,7 +30,6 @@ from uniscale_integrations.models import ModelRegistry, load_model
 from uniscale_integrations.reward.cost import CostModel, Usage
 
 HERE = Path(__file__).resolve().parent
-WORKS = sorted((HERE / "results").glob("samples_v2*"))
 SCORES = HERE / "results" / "cross_verifier" / "scores.jsonl"
 CONFIGS = [(qp, cp) for qp in (1, 2) for cp in (2, 4, 8)]
 
@@ -38,9 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("tune", "test", "all"), default="tune")
     parser.add_argument("--cap", type=int, default=768)
-    parser.add_argument(
-        "--work", type=Path, action="append", help="a work directory (repeatable; default: every samples_v2*)"
-    )
+    parser.add_argument("--work", type=Path, action="append", help="a work directory (repeatable; default: table v2's)")
     parser.add_argument("--report-only", action="store_true", help="report on the scores collected so far")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()

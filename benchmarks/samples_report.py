@@ -16,6 +16,7 @@ from pathlib import Path
 from statistics import mean
 
 from _results import write_section
+from _table_v2 import WORKS
 
 from uniscale_integrations.bench.derive import Vote, derived_usage, pass_at, rows_of, vote
 from uniscale_integrations.bench.sample_set import SampleSet, load_sample_set
@@ -23,15 +24,12 @@ from uniscale_integrations.models import ModelRegistry
 from uniscale_integrations.reward.cost import CostModel, Shaped
 
 HERE = Path(__file__).resolve().parent
-WORKS = sorted((HERE / "results").glob("samples_v2*"))
 CONFIGS = [(qp, cp) for qp in (1, 2) for cp in (1, 2, 4, 8)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--work", type=Path, action="append", help="a work directory (repeatable; default: every samples_v2*)"
-    )
+    parser.add_argument("--work", type=Path, action="append", help="a work directory (repeatable; default: table v2's)")
     parser.add_argument("--split", choices=("tune", "test", "all"), default="all")
     parser.add_argument("--cap", type=int, default=768, help="the cap capped rows were continued to")
     parser.add_argument("--no-write", action="store_true")

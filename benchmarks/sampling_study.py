@@ -16,12 +16,12 @@ from pathlib import Path
 from statistics import mean
 
 from _results import write_section
+from _table_v2 import FIRST_WORKS
 
 from uniscale_integrations.bench.derive import pass_at, rows_of, vote
 from uniscale_integrations.bench.sample_set import SampleSet, load_sample_set
 
 HERE = Path(__file__).resolve().parent
-TABLE_WORKS = sorted((HERE / "results").glob("samples_v2*"))
 CONFIGS = [(qp, cp) for qp in (1, 2) for cp in (2, 4)]
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    sets = {"T 0.6, top-p 0.9 (table v2)": load_sample_set(TABLE_WORKS, cap=768, split="tune")}
+    sets = {"T 0.6, top-p 0.9 (table v2)": load_sample_set(FIRST_WORKS, cap=768, split="tune")}
     for work in sorted((HERE / "results").glob("sampling_*")):
         study = load_sample_set(work, split="tune")
         sampling = study.plan.sampling["M"]
