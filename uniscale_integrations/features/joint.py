@@ -71,8 +71,9 @@ def interaction_ridge_scale(action_dim: int, context_dim: int, shrinkage: float)
     coordinates with ``i = 0`` or ``j = 0`` are main effects (multiplier 1) and the others interactions
     (multiplier ``shrinkage``). In a Gaussian-prior reading, each configuration's reward is expected to depend on
     the query ``shrinkage`` times less (in variance) than its level does, until the evidence says otherwise:
-    a large value falls back towards the best configuration overall, ``1`` is plain ridge. With few
-    questions behind the estimate, the tuning split prefers more than 1 (docs/bench.md, "Tuning").
+    a large value falls back towards the best configuration overall, ``1`` is plain ridge. On table v2 larger
+    values won in sample but not out of sample, so the engine's default is 1 (docs/bench.md, "Interaction
+    shrinkage").
     """
     if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not math.isfinite(shrinkage):
         raise ValueError(f"shrinkage must be a finite number, got {shrinkage!r}")

@@ -42,7 +42,7 @@ stronger discounting re-inverts more often, ``O(d^3 / refresh_every)`` amortised
 Example
 -------
 >>> import numpy as np
->>> from uniscale_integrations.features.joint import ProductFeatures, interaction_ridge_scale
+>>> from uniscale_integrations.features.joint import ProductFeatures
 >>> rng = np.random.default_rng(0)
 >>> bandit = LinUCB(dim=6, alpha=0.5)
 >>> configs = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]])  # z_a: constant, size
@@ -76,7 +76,8 @@ __all__ = ["DEFAULT_ALPHA", "DEFAULT_SHRINKAGE", "STATE_FORMAT_VERSION", "LinUCB
 FloatArray = NDArray[np.float64]
 
 STATE_FORMAT_VERSION = 2
-"""Version of the layout written by :meth:`LinUCB.state_dict` (2 added ``ridge_scale``; 1 still loads)."""
+"""Version of the layout written by :meth:`LinUCB.state_dict` (2 added ``ridge_scale``; a version-1 state is
+refused, and a store's version-1 snapshots have other keys, so the log is replayed instead)."""
 
 DEFAULT_ALPHA = 0.5
 """The engine's exploration weight when none is given (the tuning split's choice in cost-sensitive mode)."""
