@@ -26,7 +26,7 @@ def test_bench_writes_the_results_folder_and_prints_the_table(tmp_path: Path) ->
     table = write_synthetic_table(tmp_path / "table.jsonl.gz", per_tier=8)
     out = tmp_path / "results"
     done = _uniscale("bench", "--table", str(tmp_path / "table.jsonl.gz"), "--out", str(out), "--seeds", "2",
-                     "--queries", "120", "--shrinkages", "1,16", "--quiet")  # fmt: skip
+                     "--queries", "120", "--shrinkages", "1,16", "--prior-weights", "1,0.25", "--quiet")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "## Goals" in done.stdout
     assert "| **UniScale** |" in done.stdout
@@ -43,6 +43,13 @@ def test_bench_writes_the_results_folder_and_prints_the_table(tmp_path: Path) ->
             f"alpha {a:g}, shrinkage {s:g}" for a in (0.1, 0.25, 0.5, 1) for s in (1, 16)
         }
         assert mode["bandit"]["shrinkage"] in (1, 16)
+        assert set(mode["tuning"]["prior_bandit"]) == {
+            f"alpha {a:g}, shrinkage {s:g}, prior weight {w:g}"
+            for a in (0.1, 0.25, 0.5, 1)
+            for s in (1, 16)
+            for w in (1, 0.25)
+        }
+        assert mode["prior_bandit"]["prior_weight"] in (1, 0.25)
     with (out / "policies.csv").open() as f:
         rows = list(csv.DictReader(f))
     policies = {(r["mode"], r["policy"]) for r in rows}
@@ -55,10 +62,13 @@ def test_bench_writes_the_results_folder_and_prints_the_table(tmp_path: Path) ->
     )
 
 
-def test_bench_rejects_a_shrinkage_that_is_not_positive() -> None:
+def test_bench_rejects_a_shrinkage_or_prior_weight_that_is_not_positive() -> None:
     done = _uniscale("bench", "--shrinkages", "1,0", "--quiet")
     assert done.returncode == 2
     assert "shrinkages must be finite and > 0, got '1,0'" in done.stderr
+    done = _uniscale("bench", "--prior-weights", "1,x", "--quiet")
+    assert done.returncode == 2
+    assert "prior weights must be comma-separated numbers, got '1,x'" in done.stderr
 
 
 def test_bench_rejects_a_broken_table_with_a_clear_message(tmp_path: Path) -> None:

@@ -29,12 +29,15 @@ from uniscale_integrations.bench.replay import (
     stream,
     tts_arms,
     uniscale,
+    warmed_uniscale,
 )
 from uniscale_integrations.bench.report import summary_markdown
 from uniscale_integrations.bench.synthetic import synthetic_table
 from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.outcomes import OutcomeRow, OutcomeTable, QuestionRow, TableMeta
+from uniscale_integrations.policy.base import PolicyContext
 from uniscale_integrations.policy.linucb import joint_linucb
+from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.reward.weights import RewardWeights
 
 CONFIGS = ("S/qp1/cp1/bs1", "M/qp1/cp1/bs1", "M/qp1/cp4/bs1")
@@ -259,3 +262,22 @@ def test_tuning_streams_bring_each_question_back_as_often_as_the_test_streams(mo
     assert [length for _, length, _ in seen] == [tuning_length(n, 2.5) for n, _, _ in seen]
     assert tuning_length(62, 1000 / 248) == 250
     assert tuning_length(1, 0.1) == 1
+
+
+def test_the_prior_weight_is_tuned_with_alpha_and_changes_the_warmed_policy() -> None:
+    table = synthetic_table(8, seed=1)
+    tune = table.subset("tune")
+    settings = BenchSettings(prior_alphas=(0.5,), shrinkages=(1.0,), prior_weights=(1.0, 0.1))
+    best, scores = tune_prior_bandit(tune, COST_SENSITIVE, settings, repeats=2.0)
+    assert set(scores) == {"alpha 0.5, shrinkage 1, prior weight 1", "alpha 0.5, shrinkage 1, prior weight 0.1"}
+    assert scores[str(best)] == max(scores.values())
+    prior = Prior.of_table(tune, COST_SENSITIVE)
+    dz, dc = table.action_features.shape[1], table.contexts.shape[1]
+    context = PolicyContext(seed=0, dim=dz * dc, n_arms=table.n_configs, context_dim=dc)
+    designs = {
+        w: warmed_uniscale(BanditSettings(0.5, 1.0, w), prior, table)(context).bandit.A  # type: ignore[attr-defined]
+        for w in (None, 1.0, 0.1)
+    }
+    np.testing.assert_array_equal(designs[None], designs[1.0])
+    eye = np.eye(designs[1.0].shape[0])
+    np.testing.assert_allclose(designs[0.1] - eye, 0.1 * (designs[1.0] - eye), rtol=1e-9, atol=1e-12)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from uniscale_integrations import Config, UniScale
+from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.outcomes import default_table_path, load_table
+from uniscale_integrations.policy.linucb import joint_linucb
 from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.reward.weights import RewardWeights
 
@@ -55,3 +57,44 @@ def test_only_the_spaces_configurations_take_evidence_and_bad_priors_are_refused
     other_encoder = Prior("8-d", narrow.contexts[:, :13], narrow.configs, narrow.rewards)
     with pytest.raises(ValueError, match="contexts of 13 numbers but this engine's encoder makes 21"):
         UniScale.from_defaults(prior=other_encoder, **GRID)
+
+
+def _applied(prior: Prior, tune) -> np.ndarray:
+    """The design ``A`` and target ``b`` of a plain LinUCB after ``prior``, side by side."""
+    bandit = joint_linucb(tune.action_features.shape[1], prior.contexts.shape[1], alpha=0.5)
+    assert prior.apply(bandit, ConfigSpace(tune.configs), tune.action_features) == tune.n_questions * tune.n_configs
+    return np.column_stack([bandit.A - np.eye(bandit.dim), bandit.b])
+
+
+def test_a_weighted_prior_counts_each_outcome_as_that_many_observations(tune) -> None:
+    prior = Prior.of_table(tune, RewardWeights.preset("quality-first"))
+    once = _applied(prior, tune)
+    np.testing.assert_allclose(_applied(prior.weighted(0.25), tune), 0.25 * once, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(_applied(prior.weighted(3.0), tune), 3.0 * once, rtol=1e-9, atol=1e-12)
+    assert prior.weighted(0.25).digest != prior.digest == prior.weighted(1.0).digest
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="weight must be"):
+            prior.weighted(bad)  # type: ignore[arg-type]
+
+
+def test_the_engines_prior_weight_reaches_the_policy_and_keys_its_snapshots(tmp_path: Path) -> None:
+    store = tmp_path / "policy.sqlite"
+    with UniScale.from_defaults(prior="default", store=store, snapshot_every=1, **GRID) as heavy:
+        result = heavy.run("What is 2 + 2?", config=Config("S"), max_new_tokens=4)
+        heavy.feedback(result.decision_id, correct=True)
+        heavy_b = heavy.bandit.b.copy()
+    with UniScale.from_defaults(prior="default", prior_weight=0.25, **GRID) as light_cold:
+        light_prior_b = light_cold.bandit.b.copy()
+    # The same store under a lighter prior: its own prior plus the one logged feedback, not the heavy snapshot.
+    with UniScale.from_defaults(prior="default", prior_weight=0.25, store=store, **GRID) as light:
+        assert light.bandit.n_updates == heavy.bandit.n_updates
+        assert not np.allclose(light.bandit.b, heavy_b)
+        x = light.bandit.b - light_prior_b  # the one live update, at full weight in both
+        np.testing.assert_allclose(x, heavy_b - _default_b(), rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="prior_weight needs a prior"):
+        UniScale.from_defaults(prior_weight=0.5, **GRID)
+
+
+def _default_b() -> np.ndarray:
+    with UniScale.from_defaults(prior="default", **GRID) as engine:
+        return engine.bandit.b.copy()

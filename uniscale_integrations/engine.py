@@ -188,7 +188,9 @@ class UniScale:
     ``prior`` starts the policy from past outcomes rather than from nothing
     (:mod:`~uniscale_integrations.policy.prior`): ``"default"`` is the shipped table's tuning
     split, with contexts re-encoded by this engine's encoder and rewards recomputed under its
-    weights and cost normalisation; the policy keeps learning online from there.
+    weights and cost normalisation; the policy keeps learning online from there. ``prior_weight``
+    is how many live observations each of the prior's outcomes counts as (default: the prior's
+    own; :data:`~uniscale_integrations.policy.prior.DEFAULT_PRIOR_WEIGHT` for ``"default"``).
 
     LinUCB's settings: ``alpha`` weighs exploration, ``l2_lambda`` is the ridge, ``gamma < 1`` forgets old
     feedback (drift), and ``shrinkage`` regularises the query-by-configuration interactions that many times
@@ -226,6 +228,7 @@ class UniScale:
         refit_representation: bool = False,
         nominal_budget: NominalBudget | None = None,
         prior: Prior | Literal["default"] | None = None,
+        prior_weight: float | None = None,
     ):
         if max_prompt_tokens is not None and (
             isinstance(max_prompt_tokens, bool) or not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 1
@@ -269,18 +272,22 @@ class UniScale:
                 self.encoder.context_dim,
                 **bandit_settings,
                 snapshot_every=snapshot_every,
-                prior=self._prior(prior),
+                prior=self._prior(prior, prior_weight),
             )
         except BaseException:
             self.store.close()
             raise
 
-    def _prior(self, prior: Prior | str | None) -> Prior | None:
-        if prior is None or isinstance(prior, Prior):
-            return prior
-        if prior != DEFAULT_PRIOR:
+    def _prior(self, prior: Prior | str | None, weight: float | None) -> Prior | None:
+        if prior is None:
+            if weight is not None:
+                raise ValueError("prior_weight needs a prior")
+            return None
+        if isinstance(prior, str) and prior == DEFAULT_PRIOR:
+            prior = Prior.default(self.weights, encode=self.encoder.encode, normalise_cost=self.pricing.normalise)
+        if not isinstance(prior, Prior):
             raise ValueError(f"prior must be a Prior, {DEFAULT_PRIOR!r} or None, got {prior!r}")
-        return Prior.default(self.weights, encode=self.encoder.encode, normalise_cost=self.pricing.normalise)
+        return prior if weight is None else prior.weighted(weight)
 
     @classmethod
     def from_defaults(cls, mode: Mode = "cost-sensitive", **options: Any) -> UniScale:

@@ -8,6 +8,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,14 +27,19 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
 
 
-def _shrinkages(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"shrinkages must be comma-separated numbers, got {text!r}") from exc
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"shrinkages must be finite and > 0, got {text!r}")
-    return values
+def _positives(name: str) -> Callable[[str], tuple[float, ...]]:
+    """An argparse type: comma-separated finite numbers > 0, named ``name`` in its errors."""
+
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{name} must be comma-separated numbers, got {text!r}") from exc
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            raise argparse.ArgumentTypeError(f"{name} must be finite and > 0, got {text!r}")
+        return values
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,9 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (default: both)")
     parser.add_argument(
         "--shrinkages",
-        type=_shrinkages,
+        type=_positives("shrinkages"),
         default=BenchSettings.shrinkages,
         help="interaction shrinkages the tuning split chooses from with alpha, e.g. 1,4,16,64 (default 1: plain ridge)",
+    )
+    parser.add_argument(
+        "--prior-weights",
+        type=_positives("prior weights"),
+        default=BenchSettings.prior_weights,
+        help="how many live observations a prior outcome counts as, chosen with the prior's alpha, e.g. 1,0.5,0.25 "
+        f"(default {','.join(f'{w:g}' for w in BenchSettings.prior_weights)})",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -118,7 +131,11 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         print(f"wrote the outcome table {table_path}")
     table = load_table(table_path)
     settings = BenchSettings(
-        seeds=tuple(range(args.seeds)), length=args.queries, modes=modes, shrinkages=args.shrinkages
+        seeds=tuple(range(args.seeds)),
+        length=args.queries,
+        modes=modes,
+        shrinkages=args.shrinkages,
+        prior_weights=args.prior_weights,
     )
     started = time.perf_counter()
     with tqdm(total=planned_runs(table, settings), desc="replay", unit="run", disable=args.quiet) as bar:

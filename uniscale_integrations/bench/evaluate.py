@@ -98,6 +98,8 @@ class BenchSettings:
     """How much harder than the main effects the interactions are shrunk, tried with every alpha of both grids.
     Plain ridge by default: choosing from (1, 4, 16, 64) too did not carry from one half of the tuning split to
     the other (docs/bench.md, "Interaction shrinkage")."""
+    prior_weights: tuple[float, ...] = (1.0,)
+    """How many live observations each of the prior's outcomes counts as, tried with every prior alpha."""
     tuning_seeds: tuple[int, ...] = tuple(range(1000, 1020))
     """Seeds of the tuning replays. Their streams bring each question back as often as the test streams do
     (:func:`tuning_length`), so they are short, and more seeds than the test's 5 steady the choice."""
@@ -155,7 +157,7 @@ def planned_runs(table: OutcomeTable, settings: BenchSettings) -> int:
     per_mode = rivals + 5 + n_models + table.n_configs + 2 + 1 + (3 if has_off else 0)
     per_sweep = len(FRONTIER_POLICIES) - (0 if has_tune else 2)
     # tuning: a tick per (settings, seed) replay; with the prior one per settings
-    grid = len(settings.tuning_seeds) * len(settings.alphas) + len(settings.prior_alphas)
+    grid = len(settings.tuning_seeds) * len(settings.alphas) + len(settings.prior_alphas) * len(settings.prior_weights)
     tuning = grid * len(settings.shrinkages) if has_tune else 0
     return seeds * (len(settings.modes) * per_mode + len(settings.sweep) * per_sweep) + len(settings.modes) * tuning
 
@@ -201,13 +203,16 @@ def tuning_length(questions: int, repeats: float) -> int:
     return max(1, round(questions * repeats))
 
 
-def _grid(alphas: Sequence[float], shrinkages: Sequence[float]) -> list[BanditSettings]:
-    return [BanditSettings(alpha, shrinkage) for alpha in alphas for shrinkage in shrinkages]
+def _grid(
+    alphas: Sequence[float], shrinkages: Sequence[float], prior_weights: Sequence[float | None] = (None,)
+) -> list[BanditSettings]:
+    return [BanditSettings(a, s, w) for a in alphas for s in shrinkages for w in prior_weights]
 
 
 def _best(grid: Sequence[BanditSettings], scores: dict[str, float]) -> BanditSettings:
-    """The settings with the best score; ties go to less exploration, then to more shrinkage."""
-    return max(grid, key=lambda b: (scores[str(b)], -b.alpha, b.shrinkage))
+    """The settings with the best score; ties go to less exploration, then to more shrinkage, then to the
+    heavier prior."""
+    return max(grid, key=lambda b: (scores[str(b)], -b.alpha, b.shrinkage, b.prior_weight or 0.0))
 
 
 def tune_bandit(
@@ -239,11 +244,12 @@ def tune_prior_bandit(
     *,
     repeats: float,
 ) -> tuple[BanditSettings, dict[str, float]]:
-    """UniScale + prior's settings: the prior from one half of the tuning split, the replay on the other half,
+    """UniScale + prior's settings (alpha x shrinkage x prior weight): the prior from one half of the tuning split,
+    the replay on the other half,
     and the other way round (the prior never sees the questions it is scored on); each question comes back
     ``repeats`` times per stream (:func:`tuning_length`)."""
     halves = [tune.select(range(start, tune.n_questions, 2)) for start in (0, 1)]
-    grid = _grid(settings.prior_alphas, settings.shrinkages)
+    grid = _grid(settings.prior_alphas, settings.shrinkages, settings.prior_weights)
     scores: dict[str, float] = {}
     for bandit in grid:
         means = []

@@ -305,14 +305,18 @@ def _run_specs(
 # ---------------------------------------------------------------------- the standard line-up
 @dataclass(frozen=True)
 class BanditSettings:
-    """UniScale's LinUCB settings that the tuning split chooses: exploration ``alpha`` and the ``shrinkage`` of
-    the query-by-configuration interactions (:func:`~uniscale_integrations.features.joint.interaction_ridge_scale`)."""
+    """UniScale's settings that the tuning split chooses: exploration ``alpha``, the ``shrinkage`` of the
+    query-by-configuration interactions (:func:`~uniscale_integrations.features.joint.interaction_ridge_scale`)
+    and, for UniScale started from a prior, how many live observations each prior outcome counts as
+    (``prior_weight``; ``None``: the prior's own weight)."""
 
     alpha: float
     shrinkage: float
+    prior_weight: float | None = None
 
     def __str__(self) -> str:
-        return f"alpha {self.alpha:g}, shrinkage {self.shrinkage:g}"
+        text = f"alpha {self.alpha:g}, shrinkage {self.shrinkage:g}"
+        return text if self.prior_weight is None else f"{text}, prior weight {self.prior_weight:g}"
 
 
 UNTUNED = BanditSettings(alpha=DEFAULT_ALPHA, shrinkage=DEFAULT_SHRINKAGE)
@@ -364,11 +368,13 @@ def warmed_uniscale(
     space = ConfigSpace(table.configs)
     warmed: dict[int, LinUCBPolicy] = {}  # by dimension: the prior is applied once, then copied per stream
 
+    if settings.prior_weight is not None:
+        prior = prior.weighted(settings.prior_weight)
+
     def make(context: PolicyContext) -> Policy:
         if context.dim not in warmed:
             policy = _linucb(context, settings, gamma, name)
-            for features, arm, reward in prior.evidence(space, table.action_features):
-                policy.update(features, arm, reward)
+            prior.apply(policy.bandit, space, table.action_features)
             warmed[context.dim] = policy
         return copy.deepcopy(warmed[context.dim])
 

@@ -10,23 +10,31 @@ learning online from the log as before; the prior is part of what the policy is 
 Rewards are recomputed under the engine's own weights and cost normalisation
 (:meth:`Prior.of_table`), and contexts by the engine's own encoder, so a prior always speaks
 the engine's language; configurations the engine's space lacks are skipped.
+
+Each of the prior's outcomes counts as :attr:`Prior.weight` live observations. At 1 the shipped
+prior's 1,952 outcomes outweigh the first few hundred live ones; a lighter prior still sets the
+starting point but yields to live feedback sooner (docs/bench.md, "Prior weight").
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from uniscale_integrations.features.joint import FloatArray, ProductFeatures
 from uniscale_integrations.features.space import Config, ConfigSpace
 from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
+from uniscale_integrations.policy.linucb import LinUCB
 from uniscale_integrations.reward.weights import RewardWeights
 
 DEFAULT_PRIOR = "default"
 """The name of the shipped prior: the tuning split of the default outcome table."""
+DEFAULT_PRIOR_WEIGHT = 1.0
+"""How many live observations one outcome of the shipped prior counts as."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class Prior:
     configs: tuple[Config, ...]
     rewards: FloatArray
     """``(n_questions, len(configs))``."""
+    weight: float = 1.0
+    """How many live observations each outcome counts as (positive)."""
 
     def __post_init__(self) -> None:
         contexts, rewards = np.asarray(self.contexts, dtype=np.float64), np.asarray(self.rewards, dtype=np.float64)
@@ -49,6 +59,10 @@ class Prior:
             )
         if not (np.isfinite(contexts).all() and np.isfinite(rewards).all()):
             raise ValueError(f"prior {self.name!r}: contexts and rewards must be finite")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)):
+            raise ValueError(f"prior {self.name!r}: weight must be a positive number, got {self.weight!r}")
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"prior {self.name!r}: weight must be positive and finite, got {self.weight!r}")
         object.__setattr__(self, "contexts", contexts)
         object.__setattr__(self, "rewards", rewards)
 
@@ -86,26 +100,38 @@ class Prior:
         *,
         encode: Callable[[Sequence[str]], FloatArray] | None = None,
         normalise_cost: Callable[[float], float] | None = None,
+        weight: float = DEFAULT_PRIOR_WEIGHT,
     ) -> Prior:
         """The shipped prior: the default outcome table's tuning split (never its test split)."""
         tune = load_table(default_table_path()).subset("tune")
-        return cls.of_table(
+        prior = cls.of_table(
             tune, weights, encode=encode, normalise_cost=normalise_cost, name=f"{DEFAULT_PRIOR} (table tuning split)"
         )
+        return prior.weighted(weight)
+
+    def weighted(self, weight: float) -> Prior:
+        """The same outcomes, each counting as ``weight`` live observations."""
+        return replace(self, weight=weight)
 
     @property
     def digest(self) -> str:
-        """What the prior is, as a hash: its configurations, contexts and rewards."""
+        """What the prior is, as a hash: its configurations, contexts, rewards and weight."""
         digest = hashlib.sha256(",".join(map(str, self.configs)).encode())
+        digest.update(f"weight {self.weight!r}".encode())
         for array in (self.contexts, self.rewards):
             digest.update(np.ascontiguousarray(array, dtype="<f8").tobytes())
         return digest.hexdigest()
 
-    def evidence(self, space: ConfigSpace, actions: FloatArray) -> Iterator[tuple[ProductFeatures, int, float]]:
-        """``(features, arm, reward)`` updates over ``space`` (``actions``: its configurations' features),
-        question by question; configurations outside the space are skipped."""
+    def apply(self, bandit: LinUCB, space: ConfigSpace, actions: FloatArray) -> int:
+        """Update ``bandit`` with the prior's evidence over ``space`` (``actions``: its configurations' features),
+        question by question, and return how many updates that was; configurations outside the space are skipped.
+
+        Each outcome enters as the row ``sqrt(w) x`` with reward ``sqrt(w) r``: LinUCB then adds ``w x x^T`` to its
+        design and ``w r x`` to its target, as ``w`` observations of ``(x, r)`` would."""
         arms = [(k, space.index(config)) for k, config in enumerate(self.configs) if config in space]
+        scale = math.sqrt(self.weight)
         for context, rewards in zip(self.contexts, self.rewards, strict=True):
-            features = ProductFeatures(context, actions)
+            features = ProductFeatures(scale * context, actions)
             for k, arm in arms:
-                yield features, arm, float(rewards[k])
+                bandit.update(features.row(arm), scale * float(rewards[k]))
+        return len(self.contexts) * len(arms)

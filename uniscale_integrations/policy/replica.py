@@ -107,8 +107,7 @@ class Replica:
                     f"prior {self.prior.name!r} has contexts of {self.prior.contexts.shape[1]} numbers "
                     f"but this engine's encoder makes {self._context_dim}"
                 )
-            for features, arm, reward in self.prior.evidence(self._space, self._actions):
-                policy.update(features, arm, reward)
+            self.prior.apply(bandit, self._space, self._actions)
         return policy
 
     def _resume(self) -> tuple[LinUCBPolicy, int]:

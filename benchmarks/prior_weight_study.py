@@ -1,0 +1,100 @@
+"""Should the tuning split choose how much the prior weighs? Measured on the tuning split alone.
+
+Run from the repository root::
+
+    python benchmarks/prior_weight_study.py
+
+UniScale + prior starts from one update per (tuning question, configuration): 1,952 of them on 122 tuning
+questions, which outweigh the first few hundred live ones. ``Prior.weighted(w)`` makes each count as ``w``
+observations. Whether the bench should choose ``w`` from (1, 0.5, 0.25, 0.1) with the prior's alpha, or keep 1,
+is a question about the tuning procedure, answered here without the test split:
+
+- in sample: every (alpha, weight)'s mean reward as ``bench.evaluate`` tunes it (the prior from one half of the
+  tuning split, the replay on the other, both ways);
+- out of sample: the settings chosen that way inside one half (alpha alone, or alpha and weight), then the prior
+  from that whole half replayed on the other half, both ways. The wider grid is worth having if what it
+  chooses scores better on the half it did not see.
+
+It replaces the "Prior weight" section of ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from _results import write_section
+
+from uniscale_integrations.bench.evaluate import MODES, BenchSettings, tune_prior_bandit, tuning_length
+from uniscale_integrations.bench.replay import UNISCALE_PRIOR, BanditSettings, PolicySpec, replay, warmed_uniscale
+from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
+from uniscale_integrations.policy.prior import Prior
+from uniscale_integrations.reward.weights import RewardWeights
+
+ROOT = Path(__file__).resolve().parent
+WIDE = (1.0, 0.5, 0.25, 0.1)
+PLAIN = (1.0,)
+
+
+def scored(
+    fit: OutcomeTable,
+    held_out: OutcomeTable,
+    bandit: BanditSettings,
+    weights: RewardWeights,
+    settings: BenchSettings,
+    repeats: float,
+) -> float:
+    """Mean reward on ``held_out`` of UniScale started from ``fit``'s prior, on the tuning seeds' streams."""
+    spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(bandit, Prior.of_table(fit, weights), held_out))
+    length = tuning_length(held_out.n_questions, repeats)
+    result = replay(held_out, [spec], weights, seeds=list(settings.tuning_seeds), length=length, hindsight=False)
+    return float(np.mean([t.reward.mean() for t in result.traces[UNISCALE_PRIOR].values()]))
+
+
+def main() -> None:
+    table = load_table(default_table_path())
+    tune, test = table.subset("tune"), table.subset("test")
+    repeats = BenchSettings().length / test.n_questions
+    halves = [tune.select(range(start, tune.n_questions, 2)) for start in (0, 1)]
+    lines = [
+        f"Command: `python benchmarks/prior_weight_study.py` (table v2's {tune.n_questions} tuning questions only; "
+        f"20 seeds per score, streams bringing each question back {repeats:.2f} times, as the bench tunes).",
+        "",
+    ]
+    nested_rows = []
+    for mode in MODES:
+        weights = RewardWeights.preset(mode)
+        wide = BenchSettings(prior_weights=WIDE)
+        best, scores = tune_prior_bandit(tune, weights, wide, repeats=repeats)
+        lines += [
+            f"### {mode}: in sample (prior from one half, scored on the other)",
+            "",
+            "| alpha | " + " | ".join(f"weight {w:g}" for w in WIDE) + " |",
+            "|---|" + "---|" * len(WIDE),
+        ]
+        for alpha in wide.prior_alphas:
+            cells = [scores[str(BanditSettings(alpha, 1.0, w))] for w in WIDE]
+            lines.append(f"| {alpha:g} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
+        lines += ["", f"Chosen: {best}.", ""]
+        for grid in (PLAIN, WIDE):
+            settings = BenchSettings(prior_weights=grid)
+            outcomes = []
+            for fit, held_out in (halves, halves[::-1]):
+                chosen, _ = tune_prior_bandit(fit, weights, settings, repeats=repeats)
+                outcomes.append((chosen, scored(fit, held_out, chosen, weights, settings, repeats)))
+            choices = "; ".join(f"{c} -> {s:.4f}" for c, s in outcomes)
+            grid_text = ", ".join(f"{w:g}" for w in grid)
+            nested_rows.append(f"| {mode} | {{{grid_text}}} | {choices} | {np.mean([s for _, s in outcomes]):.4f} |")
+    lines += [
+        "### Out of sample: chosen inside one half of the tuning split, its prior scored on the other",
+        "",
+        "| mode | prior weights | chosen on half A -> score on B; chosen on B -> score on A | mean |",
+        "|---|---|---|---|",
+        *nested_rows,
+    ]
+    write_section(ROOT / "RESULTS.md", "Prior weight", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
