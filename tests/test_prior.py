@@ -9,7 +9,7 @@ from uniscale_integrations import Config, UniScale
 from uniscale_integrations.features.space import ConfigSpace
 from uniscale_integrations.outcomes import default_table_path, load_table
 from uniscale_integrations.policy.linucb import joint_linucb
-from uniscale_integrations.policy.prior import Prior
+from uniscale_integrations.policy.prior import DEFAULT_PRIOR_WEIGHT, Prior
 from uniscale_integrations.reward.weights import RewardWeights
 
 GRID = {"models": ("S", "M"), "qp": (1, 2), "cp": (1, 2, 4, 8)}
@@ -79,7 +79,7 @@ def test_a_weighted_prior_counts_each_outcome_as_that_many_observations(tune) ->
 
 def test_the_engines_prior_weight_reaches_the_policy_and_keys_its_snapshots(tmp_path: Path) -> None:
     store = tmp_path / "policy.sqlite"
-    with UniScale.from_defaults(prior="default", store=store, snapshot_every=1, **GRID) as heavy:
+    with UniScale.from_defaults(prior="default", prior_weight=1.0, store=store, snapshot_every=1, **GRID) as heavy:
         result = heavy.run("What is 2 + 2?", config=Config("S"), max_new_tokens=4)
         heavy.feedback(result.decision_id, correct=True)
         heavy_b = heavy.bandit.b.copy()
@@ -90,11 +90,12 @@ def test_the_engines_prior_weight_reaches_the_policy_and_keys_its_snapshots(tmp_
         assert light.bandit.n_updates == heavy.bandit.n_updates
         assert not np.allclose(light.bandit.b, heavy_b)
         x = light.bandit.b - light_prior_b  # the one live update, at full weight in both
-        np.testing.assert_allclose(x, heavy_b - _default_b(), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(x, heavy_b - _prior_b(1.0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(_prior_b(None), _prior_b(DEFAULT_PRIOR_WEIGHT))
     with pytest.raises(ValueError, match="prior_weight needs a prior"):
         UniScale.from_defaults(prior_weight=0.5, **GRID)
 
 
-def _default_b() -> np.ndarray:
-    with UniScale.from_defaults(prior="default", **GRID) as engine:
+def _prior_b(weight: float | None) -> np.ndarray:
+    with UniScale.from_defaults(prior="default", prior_weight=weight, **GRID) as engine:
         return engine.bandit.b.copy()

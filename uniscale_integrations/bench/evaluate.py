@@ -98,8 +98,10 @@ class BenchSettings:
     """How much harder than the main effects the interactions are shrunk, tried with every alpha of both grids.
     Plain ridge by default: choosing from (1, 4, 16, 64) too did not carry from one half of the tuning split to
     the other (docs/bench.md, "Interaction shrinkage")."""
-    prior_weights: tuple[float, ...] = (1.0,)
-    """How many live observations each of the prior's outcomes counts as, tried with every prior alpha."""
+    prior_weights: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
+    """How many live observations each of the prior's outcomes counts as, tried with every prior alpha. Chosen
+    from this grid, the weight carried from one half of the tuning split to the other (+0.003 / +0.008 over
+    weight 1 alone: docs/bench.md, "Prior weight")."""
     tuning_seeds: tuple[int, ...] = tuple(range(1000, 1020))
     """Seeds of the tuning replays. Their streams bring each question back as often as the test streams do
     (:func:`tuning_length`), so they are short, and more seeds than the test's 5 steady the choice."""
