@@ -256,7 +256,8 @@ def test_tuning_streams_bring_each_question_back_as_often_as_the_test_streams(mo
     tune_bandit(tune, COST_SENSITIVE, BenchSettings(alphas=(0.5,), shrinkages=(1.0,)), repeats=4.0)
     assert seen == [(tune.n_questions, 4 * tune.n_questions, 20)]
     seen.clear()
-    tune_prior_bandit(tune, COST_SENSITIVE, BenchSettings(prior_alphas=(0.5,), shrinkages=(1.0,)), repeats=2.5)
+    settings = BenchSettings(prior_alphas=(0.5,), shrinkages=(1.0,), prior_weights=(1.0,))
+    tune_prior_bandit(tune, COST_SENSITIVE, settings, repeats=2.5)
     assert len(seen) == 2  # one half scored with the other's prior, and the other way round
     assert sum(n for n, _, _ in seen) == tune.n_questions
     assert [length for _, length, _ in seen] == [tuning_length(n, 2.5) for n, _, _ in seen]

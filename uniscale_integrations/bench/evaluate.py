@@ -101,7 +101,7 @@ class BenchSettings:
     prior_weights: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
     """How many live observations each of the prior's outcomes counts as, tried with every prior alpha. Chosen
     from this grid, the weight carried from one half of the tuning split to the other (+0.003 / +0.008 over
-    weight 1 alone: docs/bench.md, "Prior weight")."""
+    weight 1 alone: docs/bench.md, "182 tuning questions and the prior weight")."""
     tuning_seeds: tuple[int, ...] = tuple(range(1000, 1020))
     """Seeds of the tuning replays. Their streams bring each question back as often as the test streams do
     (:func:`tuning_length`), so they are short, and more seeds than the test's 5 steady the choice."""
@@ -247,9 +247,8 @@ def tune_prior_bandit(
     repeats: float,
 ) -> tuple[BanditSettings, dict[str, float]]:
     """UniScale + prior's settings (alpha x shrinkage x prior weight): the prior from one half of the tuning split,
-    the replay on the other half,
-    and the other way round (the prior never sees the questions it is scored on); each question comes back
-    ``repeats`` times per stream (:func:`tuning_length`)."""
+    the replay on the other half, and the other way round (the prior never sees the questions it is scored on);
+    each question comes back ``repeats`` times per stream (:func:`tuning_length`)."""
     halves = [tune.select(range(start, tune.n_questions, 2)) for start in (0, 1)]
     grid = _grid(settings.prior_alphas, settings.shrinkages, settings.prior_weights)
     scores: dict[str, float] = {}

@@ -12,8 +12,9 @@ Rewards are recomputed under the engine's own weights and cost normalisation
 the engine's language; configurations the engine's space lacks are skipped.
 
 Each of the prior's outcomes counts as :attr:`Prior.weight` live observations. At 1 the shipped
-prior's 1,952 outcomes outweigh the first few hundred live ones; a lighter prior still sets the
-starting point but yields to live feedback sooner (docs/bench.md, "Prior weight").
+prior's 2,912 outcomes (182 questions x 16 configurations) outweigh the first several hundred live
+ones; a lighter prior still sets the starting point but yields to live feedback sooner
+(docs/bench.md, "182 tuning questions and the prior weight").
 """
 
 from __future__ import annotations
