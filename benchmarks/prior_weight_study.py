@@ -23,32 +23,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from _results import out_of_sample_table, write_section
 
-from uniscale_integrations.bench.evaluate import MODES, BenchSettings, tune_prior_bandit, tuning_length
-from uniscale_integrations.bench.replay import UNISCALE_PRIOR, BanditSettings, PolicySpec, replay, warmed_uniscale
-from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
+from uniscale_integrations.bench.evaluate import MODES, BenchSettings, tune_prior_bandit, tuning_rewards
+from uniscale_integrations.bench.replay import UNISCALE_PRIOR, BanditSettings, PolicySpec, warmed_uniscale
+from uniscale_integrations.outcomes import default_table_path, load_table
 from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.reward.weights import RewardWeights
 
 ROOT = Path(__file__).resolve().parent
 WIDE = (1.0, 0.5, 0.25, 0.1)
 PLAIN = (1.0,)
-
-
-def scored(
-    fit: OutcomeTable,
-    held_out: OutcomeTable,
-    bandit: BanditSettings,
-    weights: RewardWeights,
-    settings: BenchSettings,
-    repeats: float,
-) -> float:
-    """Mean reward on ``held_out`` of UniScale started from ``fit``'s prior, on the tuning seeds' streams."""
-    spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(bandit, Prior.of_table(fit, weights), held_out))
-    length = tuning_length(held_out.n_questions, repeats)
-    result = replay(held_out, [spec], weights, seeds=list(settings.tuning_seeds), length=length, hindsight=False)
-    return float(np.mean([t.reward.mean() for t in result.traces[UNISCALE_PRIOR].values()]))
 
 
 def main() -> None:
@@ -78,20 +63,14 @@ def main() -> None:
         lines += ["", f"Chosen: {best}.", ""]
         for grid in (PLAIN, WIDE):
             settings = BenchSettings(prior_weights=grid)
-            outcomes = []
+            outcomes: list[tuple[object, float]] = []
             for fit, held_out in (halves, halves[::-1]):
                 chosen, _ = tune_prior_bandit(fit, weights, settings, repeats=repeats)
-                outcomes.append((chosen, scored(fit, held_out, chosen, weights, settings, repeats)))
-            choices = "; ".join(f"{c} -> {s:.4f}" for c, s in outcomes)
-            grid_text = ", ".join(f"{w:g}" for w in grid)
-            nested_rows.append(f"| {mode} | {{{grid_text}}} | {choices} | {np.mean([s for _, s in outcomes]):.4f} |")
-    lines += [
-        "### Out of sample: chosen inside one half of the tuning split, its prior scored on the other",
-        "",
-        "| mode | prior weights | chosen on half A -> score on B; chosen on B -> score on A | mean |",
-        "|---|---|---|---|",
-        *nested_rows,
-    ]
+                spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(chosen, Prior.of_table(fit, weights), held_out))
+                outcomes.append((chosen, float(np.mean(tuning_rewards(held_out, spec, weights, settings, repeats)))))
+            nested_rows.append((mode, grid, outcomes))
+    title = "Out of sample: chosen inside one half of the tuning split, its prior scored on the other"
+    lines += out_of_sample_table(title, "prior weights", nested_rows)
     write_section(ROOT / "RESULTS.md", "Prior weight", "\n".join(lines))
     print("\n".join(lines))
 

@@ -23,26 +23,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from _results import out_of_sample_table, write_section
 
-from uniscale_integrations.bench.evaluate import MODES, BenchSettings, tune_bandit, tune_prior_bandit, tuning_length
-from uniscale_integrations.bench.replay import UNISCALE, BanditSettings, PolicySpec, replay, uniscale
-from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
+from uniscale_integrations.bench.evaluate import MODES, BenchSettings, tune_bandit, tune_prior_bandit, tuning_rewards
+from uniscale_integrations.bench.replay import UNISCALE, BanditSettings, PolicySpec, uniscale
+from uniscale_integrations.outcomes import default_table_path, load_table
 from uniscale_integrations.reward.weights import RewardWeights
 
 ROOT = Path(__file__).resolve().parent
 WIDE = (1.0, 4.0, 16.0, 64.0)
 PLAIN = (1.0,)
-
-
-def scored(
-    table: OutcomeTable, bandit: BanditSettings, weights: RewardWeights, settings: BenchSettings, repeats: float
-):
-    """Mean reward of UniScale with ``bandit`` on ``table``, on the tuning seeds' streams."""
-    spec = PolicySpec(UNISCALE, uniscale(bandit))
-    length = tuning_length(table.n_questions, repeats)
-    result = replay(table, [spec], weights, seeds=list(settings.tuning_seeds), length=length, hindsight=False)
-    return float(np.mean([t.reward.mean() for t in result.traces[UNISCALE].values()]))
 
 
 def main() -> None:
@@ -76,20 +66,14 @@ def main() -> None:
         lines += ["", f"Chosen: cold {best}; with the prior {prior_best}.", ""]
         for grid in (PLAIN, WIDE):
             settings = BenchSettings(shrinkages=grid)
-            outcomes = []
+            outcomes: list[tuple[object, float]] = []
             for fit, held_out in (halves, halves[::-1]):
                 chosen, _ = tune_bandit(fit, weights, settings, repeats=repeats)
-                outcomes.append((chosen, scored(held_out, chosen, weights, settings, repeats)))
-            choices = "; ".join(f"{c} -> {s:.4f}" for c, s in outcomes)
-            grid_text = ", ".join(f"{s:g}" for s in grid)
-            nested_rows.append(f"| {mode} | {{{grid_text}}} | {choices} | {np.mean([s for _, s in outcomes]):.4f} |")
-    lines += [
-        "### Out of sample: chosen on one half of the tuning split, scored on the other (cold UniScale)",
-        "",
-        "| mode | shrinkages | chosen on half A -> score on B; chosen on B -> score on A | mean |",
-        "|---|---|---|---|",
-        *nested_rows,
-    ]
+                spec = PolicySpec(UNISCALE, uniscale(chosen))
+                outcomes.append((chosen, float(np.mean(tuning_rewards(held_out, spec, weights, settings, repeats)))))
+            nested_rows.append((mode, grid, outcomes))
+    title = "Out of sample: chosen on one half of the tuning split, scored on the other (cold UniScale)"
+    lines += out_of_sample_table(title, "shrinkages", nested_rows)
     write_section(ROOT / "RESULTS.md", "Interaction shrinkage", "\n".join(lines))
     print("\n".join(lines))
 

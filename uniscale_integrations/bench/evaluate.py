@@ -205,6 +205,22 @@ def tuning_length(questions: int, repeats: float) -> int:
     return max(1, round(questions * repeats))
 
 
+def tuning_rewards(
+    table: OutcomeTable,
+    spec: PolicySpec,
+    weights: RewardWeights,
+    settings: BenchSettings,
+    repeats: float,
+    progress: Callable[[int], None] | None = None,
+) -> list[float]:
+    """``spec``'s mean reward on ``table`` per tuning seed, on streams that bring each question back ``repeats``
+    times (:func:`tuning_length`)."""
+    length = tuning_length(table.n_questions, repeats)
+    seeds = list(settings.tuning_seeds)
+    result = replay(table, [spec], weights, seeds=seeds, length=length, hindsight=False, progress=progress)
+    return [float(t.reward.mean()) for t in result.traces[spec.name].values()]
+
+
 def _grid(
     alphas: Sequence[float], shrinkages: Sequence[float], prior_weights: Sequence[float | None] = (None,)
 ) -> list[BanditSettings]:
@@ -229,12 +245,9 @@ def tune_bandit(
     bring each question back ``repeats`` times (:func:`tuning_length`)."""
     grid = _grid(settings.alphas, settings.shrinkages)
     scores: dict[str, float] = {}
-    length = tuning_length(tune.n_questions, repeats)
     for bandit in grid:
         spec = PolicySpec(UNISCALE, uniscale(bandit))
-        seeds = list(settings.tuning_seeds)
-        result = replay(tune, [spec], weights, seeds=seeds, length=length, hindsight=False, progress=progress)
-        scores[str(bandit)] = float(np.mean([t.reward.mean() for t in result.traces[UNISCALE].values()]))
+        scores[str(bandit)] = float(np.mean(tuning_rewards(tune, spec, weights, settings, repeats, progress)))
     return _best(grid, scores), scores
 
 
@@ -256,11 +269,7 @@ def tune_prior_bandit(
         means = []
         for fit, held_out in (halves, halves[::-1]):
             spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(bandit, Prior.of_table(fit, weights), held_out))
-            length = tuning_length(held_out.n_questions, repeats)
-            result = replay(
-                held_out, [spec], weights, seeds=list(settings.tuning_seeds), length=length, hindsight=False
-            )
-            means += [t.reward.mean() for t in result.traces[UNISCALE_PRIOR].values()]
+            means += tuning_rewards(held_out, spec, weights, settings, repeats)
         scores[str(bandit)] = float(np.mean(means))
         if progress is not None:
             progress(1)
