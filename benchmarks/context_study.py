@@ -5,37 +5,43 @@ Run from the repository root::
     python benchmarks/context_study.py
 
 Every representation re-encodes the table's questions (``OutcomeTable.with_contexts``) as
-``[1, projection of MiniLM, four surface features]``, scaled to unit norm as the engine does:
+``[1, projection of an embedding, four surface features]``, scaled to unit norm as the engine does:
 
-- ``random-k``: the engine's seeded orthonormal random projection to k dimensions (k = 8 is the default);
-- ``pca-k``: a PCA of the embeddings fitted on the tuning split's questions;
+- ``random-k``: the engine's seeded orthonormal random projection of MiniLM (a transformer pass per query);
+- ``pca-k``: a PCA of MiniLM's embeddings fitted on the tuning split's questions (scored in sample);
 - ``static-k``: the same random projection of MiniLM's static distillation (``query_embedder="static"``,
-  :mod:`~uniscale_integrations.features.static`): a token table instead of a transformer pass per query;
+  :mod:`~uniscale_integrations.features.static`): a token table instead of a transformer pass per query.
+  ``static-16`` is the engine's default (the table's stored contexts; checked below);
 - ``full-384``: the whole embedding (timed on a short stream only: LinUCB's d = dz x 389 is too wide to
-  replay 1,000 queries in a benchmark's time; its per-step cost is reported instead);
+  replay the tuning streams in a benchmark's time; its per-step cost is reported instead);
 - ``... + S log-likelihood``: a signal known before generation, S's mean log-likelihood per token of the
   question (one prefill, charged in eFLOPs: the table reports its share of S/qp1/cp1's mean eFLOPs).
 
-Results are cached per representation in ``benchmarks/results/context_study.json`` (a rerun computes
-only what is missing).
-
-For each, UniScale is replayed on the tuning split as the bench tunes it (``tune_alpha``: 20 seeds, streams
-that bring each of the 62 questions back as often as the test streams do, about 4 times) at every
-exploration weight of the bench, in both modes; the table gives the best mean
-reward per mode, the hindsight best fixed config and best config per tier for scale. Nothing here looks
-at the test split. It replaces the "Context study (tuning split)" section of ``benchmarks/RESULTS.md``.
+Each is scored as the bench tunes (:func:`~uniscale_integrations.bench.evaluate.tune_bandit`: 20 seeds,
+streams that bring each tuning question back as often as the test streams do, about 4 times) at every
+exploration weight of the bench, in both modes: cold, and for the contexts a decision can afford (the static
+ones: MiniLM's transformer pass alone takes longer than the 5 ms budget) with the prior too, cross-fitted on
+halves of the tuning split over the bench's alpha x prior-weight grid
+(:func:`~uniscale_integrations.bench.evaluate.tune_prior_bandit`). The table gives the best mean reward per
+mode and the hindsight references for scale. Results are cached per representation in
+``benchmarks/results/context_study.json``, keyed by the tuning split's questions (a rerun computes only what
+is missing). Nothing here looks at the test split. It replaces the "Context study (tuning split)" section of
+``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _results import write_section
+from tqdm import tqdm
 
-from uniscale_integrations.bench.evaluate import BenchSettings, tune_bandit, tuning_length
+from uniscale_integrations.bench.evaluate import MODES, BenchSettings, tune_bandit, tune_prior_bandit, tuning_length
 from uniscale_integrations.bench.replay import (
     BEST_FIXED,
     BEST_PER_TIER,
@@ -48,12 +54,13 @@ from uniscale_integrations.bench.replay import (
 from uniscale_integrations.features.encoder import cheap_features
 from uniscale_integrations.features.minilm import MiniLMEmbedder
 from uniscale_integrations.features.static import StaticMiniLMEmbedder
-from uniscale_integrations.outcomes import default_table_path, load_table
+from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
 from uniscale_integrations.reward.cost import Usage
 from uniscale_integrations.reward.weights import RewardWeights
 
 ROOT = Path(__file__).resolve().parent
-MODES = ("cost-sensitive", "quality-first")
+WITH_PRIOR = ("static-16", "static-8", "static-32", "random-16")
+"""Measured with the prior too: the static contexts a decision can afford, and MiniLM's 16 beside them."""
 
 
 def representations(embeddings: np.ndarray, tune_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -96,80 +103,113 @@ def question_log_likelihood(texts: list[str]) -> tuple[np.ndarray, float]:
     return np.asarray(values), float(np.mean(eflops))
 
 
+def tuning_key(table: OutcomeTable) -> str:
+    """Names the tuning split's questions, so that cached rows of another split are not reused."""
+    ids = sorted(q.id for q in table.questions if q.split == "tune")
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def best_rewards(tune: OutcomeTable, settings: BenchSettings, repeats: float, prior: bool) -> dict[str, list[Any]]:
+    """Per mode, the best settings' label and mean tuning reward, cold or with the cross-fitted prior."""
+    best: dict[str, list[Any]] = {}
+    for mode in MODES:
+        weights = RewardWeights.preset(mode)
+        if prior:
+            bandit, scores = tune_prior_bandit(tune, weights, settings, repeats=repeats)
+            best[mode] = [f"{bandit.alpha:g}, w {bandit.prior_weight:g}", scores[str(bandit)]]
+        else:
+            bandit, scores = tune_bandit(tune, weights, settings, repeats=repeats)
+            best[mode] = [f"{bandit.alpha:g}", scores[str(bandit)]]
+    return best
+
+
+def _cells(best: dict[str, list[Any]] | None) -> str:
+    if best is None:
+        return " | | "
+    cells = " | ".join(f"{best[m][1]:.4f} ({best[m][0]})" for m in MODES)
+    return f"{cells} | {sum(best[m][1] for m in MODES):.4f}"
+
+
 def main() -> None:
     table = load_table(default_table_path())
     texts = [q.text for q in table.questions]
-    embeddings = MiniLMEmbedder().embed(texts)
     cheap = np.asarray([cheap_features(t) for t in texts])
     tune_mask = np.asarray([q.split == "tune" for q in table.questions])
-    n_test = int((~tune_mask).sum())
-    settings = BenchSettings(shrinkages=(1.0,))  # plain ridge, as the study was measured (session 8)
-    tuning_queries = tuning_length(int(tune_mask.sum()), settings.length / n_test)
+    n_tune, n_test = int(tune_mask.sum()), int((~tune_mask).sum())
+    settings = BenchSettings(shrinkages=(1.0,))  # plain ridge, the bench's default
+    repeats = settings.length / n_test
     cache_path = ROOT / "results" / "context_study.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    candidates = representations(embeddings, tune_mask)
+    key = tuning_key(table)
+    rows = cache.get("rows", {}) if cache.get("tuning") == key else {}
+    candidates = {f"static-{k}": v for k, v in representations(StaticMiniLMEmbedder().embed(texts), tune_mask).items()}
+    candidates = {k: candidates[k] for k in ("static-16", "static-8", "static-32")}
+    minilm = representations(MiniLMEmbedder().embed(texts), tune_mask)
+    candidates |= {k: minilm[k] for k in ("random-16", "random-8", "random-32", "pca-8", "pca-16", "pca-32")}
+    loglik_names = [f"random-{k} + S log-likelihood" for k in (8, 16)]
     loglik, loglik_eflops = question_log_likelihood(texts)
     signal = np.clip(-loglik / 10.0, 0.0, 1.0)[:, None]  # mean NLL per token, scaled into [0, 1]
-    for k in (8, 16):
-        candidates[f"random-{k} + S log-likelihood"] = np.hstack([candidates[f"random-{k}"], signal])
-    static = representations(StaticMiniLMEmbedder().embed(texts), tune_mask)
-    candidates["static-16"] = static["random-16"]
+    for name in loglik_names:
+        candidates[name] = np.hstack([minilm[name.split(" + ")[0]], signal])
+    candidates |= {k: minilm[k] for k in ("random-64", "full-384")}
     s_eflops = float(
         table.subset("tune").array("eflops")[:, [str(c) for c in table.configs].index("S/qp1/cp1/bs1")].mean()
     )
-    rows = []
-    for name, projected in candidates.items():
-        if name in cache:
-            rows.append(tuple(cache[name]))
+    for name, projected in tqdm(candidates.items(), desc="contexts"):
+        if name in rows:
             continue
         contexts = np.hstack([np.ones((len(texts), 1)), projected, cheap])
         contexts /= np.linalg.norm(contexts, axis=1, keepdims=True)
+        if name == "static-16":  # the engine's default: the table's own contexts
+            assert np.allclose(contexts, table.contexts), "static-16 is not the shipped encoder's context"
         tune = table.with_contexts(contexts).subset("tune")
         if name == "full-384":
             started = time.perf_counter()
             spec = PolicySpec(UNISCALE, uniscale(BanditSettings(0.5, shrinkage=1.0)))
             replay(tune, [spec], RewardWeights.preset("cost-sensitive"), seeds=[0], length=50, hindsight=False)
-            rows.append((name, contexts.shape[1], None, (time.perf_counter() - started) / 50))
-            cache[name] = rows[-1]
-            cache_path.write_text(json.dumps(cache, indent=1))
-            continue
-        best = {}
-        for mode in MODES:
-            weights = RewardWeights.preset(mode)
-            bandit, scores = tune_bandit(tune, weights, settings, repeats=settings.length / n_test)
-            best[mode] = (bandit.alpha, scores[str(bandit)])
-        rows.append((name, contexts.shape[1], best, None))
-        cache[name] = rows[-1]
-        cache_path.write_text(json.dumps(cache, indent=1))
-        print(name, best, flush=True)
+            rows[name] = [contexts.shape[1], None, None, (time.perf_counter() - started) / 50]
+        else:
+            cold = best_rewards(tune, settings, repeats, prior=False)
+            prior = best_rewards(tune, settings, repeats, prior=True) if name in WITH_PRIOR else None
+            rows[name] = [contexts.shape[1], cold, prior, None]
+        cache_path.write_text(json.dumps({"tuning": key, "rows": rows}, indent=1))
+        tqdm.write(f"{name}: {rows[name]}")
     references = {}
     tune = table.subset("tune")
     for mode in MODES:
-        length = tuning_length(tune.n_questions, settings.length / n_test)
-        result = replay(tune, [], RewardWeights.preset(mode), seeds=list(settings.tuning_seeds), length=length)
+        result = replay(
+            tune,
+            [],
+            RewardWeights.preset(mode),
+            seeds=list(settings.tuning_seeds),
+            length=tuning_length(n_tune, repeats),
+        )
         references[mode] = [
             np.mean([t.reward.mean() for t in result.traces[ref].values()]) for ref in (BEST_FIXED, BEST_PER_TIER)
         ]
     lines = [
-        "Command: `python benchmarks/context_study.py` (table v2's tuning split, 62 questions; UniScale replayed "
-        f"with {len(settings.tuning_seeds)} seeds x {tuning_queries} queries at alpha in "
-        f"{{{', '.join(f'{a:g}' for a in settings.alphas)}}}; "
-        "the best alpha's mean reward per mode). Hindsight references on the same streams: best fixed config "
+        f"Command: `python benchmarks/context_study.py` (table v2's tuning split, {n_tune} questions; UniScale "
+        f"replayed with {len(settings.tuning_seeds)} seeds x {tuning_length(n_tune, repeats)} queries at alpha in "
+        f"{{{', '.join(f'{a:g}' for a in settings.alphas)}}}, the best alpha's mean reward per mode; with the "
+        "prior, cross-fitted on halves of the tuning split over alpha x prior weight in "
+        f"{{{', '.join(f'{w:g}' for w in settings.prior_weights)}}}, measured for the contexts a decision can "
+        "afford). Hindsight references on the cold streams: best fixed config "
         + "; ".join(f"{m} {references[m][0]:.3f}" for m in MODES)
         + ", best config per tier "
         + "; ".join(f"{m} {references[m][1]:.3f}" for m in MODES)
         + f". S's question log-likelihood costs {loglik_eflops:.3g} eFLOPs per query, "
         f"{100 * loglik_eflops / s_eflops:.1f}% of S/qp1/cp1's mean on the tuning split.",
         "",
-        "| context | numbers (dc) | cost-sensitive: reward (alpha) | quality-first: reward (alpha) | sum |",
-        "|---|---|---|---|---|",
+        "| context | numbers (dc) | cold: cost-sensitive (alpha) | cold: quality-first (alpha) | cold: sum "
+        "| prior: cost-sensitive (alpha, weight) | prior: quality-first (alpha, weight) | prior: sum |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, dc, best, seconds in rows:
-        if best is None:
-            lines.append(f"| {name} | {dc} | {1000 * seconds:.0f} ms per step (not replayed) | | |")
-            continue
-        cells = " | ".join(f"{best[m][1]:.4f} ({best[m][0]:g})" for m in MODES)
-        lines.append(f"| {name} | {dc} | {cells} | {sum(best[m][1] for m in MODES):.4f} |")
+    for name in candidates:
+        dc, cold, prior, seconds = rows[name]
+        if seconds is not None:
+            lines.append(f"| {name} | {dc} | {1000 * seconds:.0f} ms per step (not replayed) | | | | | |")
+        else:
+            lines.append(f"| {name} | {dc} | {_cells(cold)} | {_cells(prior)} |")
     body = "\n".join(lines)
     print(body)
     write_section(ROOT / "RESULTS.md", "Context study (tuning split)", body)
