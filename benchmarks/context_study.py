@@ -142,8 +142,8 @@ def main() -> None:
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     key = tuning_key(table)
     rows = cache.get("rows", {}) if cache.get("tuning") == key else {}
-    candidates = {f"static-{k}": v for k, v in representations(StaticMiniLMEmbedder().embed(texts), tune_mask).items()}
-    candidates = {k: candidates[k] for k in ("static-16", "static-8", "static-32")}
+    static = representations(StaticMiniLMEmbedder().embed(texts), tune_mask)
+    candidates = {f"static-{k}": static[f"random-{k}"] for k in (16, 8, 32)}
     minilm = representations(MiniLMEmbedder().embed(texts), tune_mask)
     candidates |= {k: minilm[k] for k in ("random-16", "random-8", "random-32", "pca-8", "pca-16", "pca-32")}
     loglik_names = [f"random-{k} + S log-likelihood" for k in (8, 16)]
