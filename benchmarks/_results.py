@@ -4,6 +4,7 @@ studies' out-of-sample table."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -20,7 +21,7 @@ def write_section(path: Path, title: str, body: str) -> None:
 
 
 def out_of_sample_table(
-    title: str, knob: str, rows: list[tuple[str, tuple[float, ...], list[tuple[object, float]]]]
+    title: str, knob: str, rows: Sequence[tuple[str, Sequence[float], Sequence[tuple[object, float]]]]
 ) -> list[str]:
     """A study's out-of-sample table: per (mode, grid of ``knob``), the settings chosen on each half of the
     tuning split and their score on the other half, and the mean of the two."""

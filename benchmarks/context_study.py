@@ -11,7 +11,8 @@ Every representation re-encodes the table's questions (``OutcomeTable.with_conte
 - ``pca-k``: a PCA of MiniLM's embeddings fitted on the tuning split's questions (scored in sample);
 - ``static-k``: the same random projection of MiniLM's static distillation (``query_embedder="static"``,
   :mod:`~uniscale_integrations.features.static`): a token table instead of a transformer pass per query.
-  ``static-16`` is the engine's default (the table's stored contexts; checked below);
+  ``static-16`` was the engine's default when the study was written (the table's stored contexts; checked
+  below), and ``static-0`` has no embedding at all, only the bias and the surface features;
 - ``full-384``: the whole embedding (timed on a short stream only: LinUCB's d = dz x 389 is too wide to
   replay the tuning streams in a benchmark's time; its per-step cost is reported instead);
 - ``... + S log-likelihood``: a signal known before generation, S's mean log-likelihood per token of the
@@ -51,7 +52,7 @@ from uniscale_integrations.bench.replay import (
     replay,
     uniscale,
 )
-from uniscale_integrations.features.encoder import cheap_features
+from uniscale_integrations.features.encoder import DEFAULT_DIM, cheap_features
 from uniscale_integrations.features.minilm import MiniLMEmbedder
 from uniscale_integrations.features.static import StaticMiniLMEmbedder
 from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
@@ -59,14 +60,15 @@ from uniscale_integrations.reward.cost import Usage
 from uniscale_integrations.reward.weights import RewardWeights
 
 ROOT = Path(__file__).resolve().parent
-WITH_PRIOR = ("static-16", "static-8", "static-32", "random-16")
+WITH_PRIOR = ("static-16", "static-8", "static-4", "static-0", "static-32", "random-16")
 """Measured with the prior too: the static contexts a decision can afford, and MiniLM's 16 beside them."""
 
 
 def representations(embeddings: np.ndarray, tune_mask: np.ndarray) -> dict[str, np.ndarray]:
     """Each candidate projection of the embeddings, before the bias and surface features are added."""
     out = {}
-    for k in (8, 16, 32, 64):
+    out["random-0"] = np.zeros((len(embeddings), 0))  # no embedding: the bias and surface features alone
+    for k in (4, 8, 16, 32, 64):
         basis, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((embeddings.shape[1], k)))
         out[f"random-{k}"] = embeddings @ basis * np.sqrt(embeddings.shape[1] / k)
     mean = embeddings[tune_mask].mean(axis=0)
@@ -143,7 +145,7 @@ def main() -> None:
     key = tuning_key(table)
     rows = cache.get("rows", {}) if cache.get("tuning") == key else {}
     static = representations(StaticMiniLMEmbedder().embed(texts), tune_mask)
-    candidates = {f"static-{k}": static[f"random-{k}"] for k in (16, 8, 32)}
+    candidates = {f"static-{k}": static[f"random-{k}"] for k in (16, 8, 4, 0, 32)}
     minilm = representations(MiniLMEmbedder().embed(texts), tune_mask)
     candidates |= {k: minilm[k] for k in ("random-16", "random-8", "random-32", "pca-8", "pca-16", "pca-32")}
     loglik_names = [f"random-{k} + S log-likelihood" for k in (8, 16)]
@@ -160,8 +162,8 @@ def main() -> None:
             continue
         contexts = np.hstack([np.ones((len(texts), 1)), projected, cheap])
         contexts /= np.linalg.norm(contexts, axis=1, keepdims=True)
-        if name == "static-16":  # the engine's default: the table's own contexts
-            assert np.allclose(contexts, table.contexts), "static-16 is not the shipped encoder's context"
+        if name == f"static-{DEFAULT_DIM}":  # the engine's default: the table's own contexts
+            assert np.allclose(contexts, table.contexts), "the default context is not the shipped encoder's"
         tune = table.with_contexts(contexts).subset("tune")
         if name == "full-384":
             started = time.perf_counter()

@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/prior_weight_study.py
 
-UniScale + prior starts from one update per (tuning question, configuration): 1,952 of them on 122 tuning
+UniScale + prior starts from one update per (tuning question, configuration): 2,912 of them on 182 tuning
 questions, which outweigh the first few hundred live ones. ``Prior.weighted(w)`` makes each count as ``w``
 observations. Whether the bench should choose ``w`` from (1, 0.5, 0.25, 0.1) with the prior's alpha, or keep 1,
 is a question about the tuning procedure, answered here without the test split:
@@ -22,13 +22,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from _results import out_of_sample_table, write_section
+from _tuning_study import chosen_out_of_sample, command_line, tuning_split
 
-from uniscale_integrations.bench.evaluate import MODES, BenchSettings, tune_prior_bandit, tuning_rewards
-from uniscale_integrations.bench.replay import UNISCALE_PRIOR, BanditSettings, PolicySpec, warmed_uniscale
-from uniscale_integrations.outcomes import default_table_path, load_table
-from uniscale_integrations.policy.prior import Prior
+from uniscale_integrations.bench.evaluate import MODES, BenchSettings, tune_prior_bandit
+from uniscale_integrations.bench.replay import BanditSettings
 from uniscale_integrations.reward.weights import RewardWeights
 
 ROOT = Path(__file__).resolve().parent
@@ -37,15 +35,8 @@ PLAIN = (1.0,)
 
 
 def main() -> None:
-    table = load_table(default_table_path())
-    tune, test = table.subset("tune"), table.subset("test")
-    repeats = BenchSettings().length / test.n_questions
-    halves = [tune.select(range(start, tune.n_questions, 2)) for start in (0, 1)]
-    lines = [
-        f"Command: `python benchmarks/prior_weight_study.py` (table v2's {tune.n_questions} tuning questions only; "
-        f"20 seeds per score, streams bringing each question back {repeats:.2f} times, as the bench tunes).",
-        "",
-    ]
+    tune, repeats = tuning_split()
+    lines = [command_line("prior_weight_study.py", tune, repeats), ""]
     nested_rows = []
     for mode in MODES:
         weights = RewardWeights.preset(mode)
@@ -63,12 +54,7 @@ def main() -> None:
         lines += ["", f"Chosen: {best}.", ""]
         for grid in (PLAIN, WIDE):
             settings = BenchSettings(prior_weights=grid)
-            outcomes: list[tuple[object, float]] = []
-            for fit, held_out in (halves, halves[::-1]):
-                chosen, _ = tune_prior_bandit(fit, weights, settings, repeats=repeats)
-                spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(chosen, Prior.of_table(fit, weights), held_out))
-                outcomes.append((chosen, float(np.mean(tuning_rewards(held_out, spec, weights, settings, repeats)))))
-            nested_rows.append((mode, grid, outcomes))
+            nested_rows.append((mode, grid, chosen_out_of_sample(tune, weights, settings, repeats, prior=True)))
     title = "Out of sample: chosen inside one half of the tuning split, its prior scored on the other"
     lines += out_of_sample_table(title, "prior weights", nested_rows)
     write_section(ROOT / "RESULTS.md", "Prior weight", "\n".join(lines))

@@ -221,6 +221,11 @@ def tuning_rewards(
     return [float(t.reward.mean()) for t in result.traces[spec.name].values()]
 
 
+def tuning_halves(tune: OutcomeTable) -> tuple[OutcomeTable, OutcomeTable]:
+    """The tuning split's two halves (alternate questions), on which a prior is fitted and scored crosswise."""
+    return tune.select(range(0, tune.n_questions, 2)), tune.select(range(1, tune.n_questions, 2))
+
+
 def _grid(
     alphas: Sequence[float], shrinkages: Sequence[float], prior_weights: Sequence[float | None] = (None,)
 ) -> list[BanditSettings]:
@@ -262,7 +267,7 @@ def tune_prior_bandit(
     """UniScale + prior's settings (alpha x shrinkage x prior weight): the prior from one half of the tuning split,
     the replay on the other half, and the other way round (the prior never sees the questions it is scored on);
     each question comes back ``repeats`` times per stream (:func:`tuning_length`)."""
-    halves = [tune.select(range(start, tune.n_questions, 2)) for start in (0, 1)]
+    halves = tuning_halves(tune)
     grid = _grid(settings.prior_alphas, settings.shrinkages, settings.prior_weights)
     scores: dict[str, float] = {}
     for bandit in grid:
