@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/context_study.py
+    python benchmarks/context_study.py [--affordable-only]
 
 Every representation re-encodes the table's questions (``OutcomeTable.with_contexts``) as
 ``[1, projection of an embedding, four surface features]``, scaled to unit norm as the engine does:
@@ -32,6 +32,7 @@ is missing). Nothing here looks at the test split. It replaces the "Context stud
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import time
@@ -60,8 +61,19 @@ from uniscale_integrations.reward.cost import Usage
 from uniscale_integrations.reward.weights import RewardWeights
 
 ROOT = Path(__file__).resolve().parent
-WITH_PRIOR = ("static-16", "static-8", "static-4", "static-0", "static-32", "random-16")
-"""Measured with the prior too: the static contexts a decision can afford, and MiniLM's 16 beside them."""
+SEEDED = (4, 8, 16)
+"""Static projections also measured with other projection seeds (1-4): a projection's luck is not its size's."""
+
+
+def with_prior(name: str) -> bool:
+    """Measured with the prior too: the static contexts a decision can afford, and MiniLM's 16 beside them."""
+    return name.startswith("static-") or name == "random-16"
+
+
+def random_projection(embeddings: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """The engine's seeded orthonormal projection to ``k`` dimensions, scaled to keep the norm near 1."""
+    basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((embeddings.shape[1], k)))
+    return embeddings @ basis * np.sqrt(embeddings.shape[1] / k)
 
 
 def representations(embeddings: np.ndarray, tune_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -69,8 +81,7 @@ def representations(embeddings: np.ndarray, tune_mask: np.ndarray) -> dict[str, 
     out = {}
     out["random-0"] = np.zeros((len(embeddings), 0))  # no embedding: the bias and surface features alone
     for k in (4, 8, 16, 32, 64):
-        basis, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((embeddings.shape[1], k)))
-        out[f"random-{k}"] = embeddings @ basis * np.sqrt(embeddings.shape[1] / k)
+        out[f"random-{k}"] = random_projection(embeddings, k)
     mean = embeddings[tune_mask].mean(axis=0)
     _, _, components = np.linalg.svd(embeddings[tune_mask] - mean, full_matrices=False)
     for k in (8, 16, 32):
@@ -132,7 +143,25 @@ def _cells(best: dict[str, list[Any]] | None) -> str:
     return f"{cells} | {sum(best[m][1] for m in MODES):.4f}"
 
 
-def main() -> None:
+def seed_table(rows: dict[str, list[Any]]) -> list[str]:
+    """Per static size, the sums over modes across projection seeds 0-4: how much is the size, how much the seed."""
+    lines = [
+        "Static projections over seeds 0-4 (the engine uses seed 0): sum of the two modes' best rewards.",
+        "",
+        "| context | cold: mean ± sd (min - max) | prior: mean ± sd (min - max) |",
+        "|---|---|---|",
+    ]
+    for k in SEEDED:
+        names = [f"static-{k}", *(f"static-{k}/seed{seed}" for seed in range(1, 5))]
+        cells = []
+        for column in (1, 2):
+            sums = [sum(rows[n][column][m][1] for m in MODES) for n in names]
+            cells.append(f"{np.mean(sums):.4f} ± {np.std(sums, ddof=1):.4f} ({min(sums):.4f} - {max(sums):.4f})")
+        lines.append(f"| static-{k} | {' | '.join(cells)} |")
+    return lines
+
+
+def main(affordable_only: bool) -> None:
     table = load_table(default_table_path())
     texts = [q.text for q in table.questions]
     cheap = np.asarray([cheap_features(t) for t in texts])
@@ -144,8 +173,11 @@ def main() -> None:
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     key = tuning_key(table)
     rows = cache.get("rows", {}) if cache.get("tuning") == key else {}
-    static = representations(StaticMiniLMEmbedder().embed(texts), tune_mask)
+    static_embeddings = StaticMiniLMEmbedder().embed(texts)
+    static = representations(static_embeddings, tune_mask)
     candidates = {f"static-{k}": static[f"random-{k}"] for k in (16, 8, 4, 0, 32)}
+    for seed in range(1, 5):
+        candidates |= {f"static-{k}/seed{seed}": random_projection(static_embeddings, k, seed) for k in SEEDED}
     minilm = representations(MiniLMEmbedder().embed(texts), tune_mask)
     candidates |= {k: minilm[k] for k in ("random-16", "random-8", "random-32", "pca-8", "pca-16", "pca-32")}
     loglik_names = [f"random-{k} + S log-likelihood" for k in (8, 16)]
@@ -158,7 +190,7 @@ def main() -> None:
         table.subset("tune").array("eflops")[:, [str(c) for c in table.configs].index("S/qp1/cp1/bs1")].mean()
     )
     for name, projected in tqdm(candidates.items(), desc="contexts"):
-        if name in rows:
+        if name in rows or (affordable_only and not with_prior(name)):
             continue
         contexts = np.hstack([np.ones((len(texts), 1)), projected, cheap])
         contexts /= np.linalg.norm(contexts, axis=1, keepdims=True)
@@ -172,7 +204,7 @@ def main() -> None:
             rows[name] = [contexts.shape[1], None, None, (time.perf_counter() - started) / 50]
         else:
             cold = best_rewards(tune, settings, repeats, prior=False)
-            prior = best_rewards(tune, settings, repeats, prior=True) if name in WITH_PRIOR else None
+            prior = best_rewards(tune, settings, repeats, prior=True) if with_prior(name) else None
             rows[name] = [contexts.shape[1], cold, prior, None]
         cache_path.write_text(json.dumps({"tuning": key, "rows": rows}, indent=1))
         tqdm.write(f"{name}: {rows[name]}")
@@ -206,16 +238,24 @@ def main() -> None:
         "| prior: cost-sensitive (alpha, weight) | prior: quality-first (alpha, weight) | prior: sum |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name in candidates:
+    for name in (n for n in candidates if "/seed" not in n):  # the seeds are summed up below
+        if name not in rows:
+            lines.append(f"| {name} | not measured yet (rerun the script: it resumes) | | | | | | |")
+            continue
         dc, cold, prior, seconds = rows[name]
         if seconds is not None:
             lines.append(f"| {name} | {dc} | {1000 * seconds:.0f} ms per step (not replayed) | | | | | |")
         else:
             lines.append(f"| {name} | {dc} | {_cells(cold)} | {_cells(prior)} |")
+    lines += ["", *seed_table(rows)]
     body = "\n".join(lines)
     print(body)
     write_section(ROOT / "RESULTS.md", "Context study (tuning split)", body)
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--affordable-only", action="store_true", help="measure only the contexts measured with the prior too"
+    )
+    main(parser.parse_args().affordable_only)
