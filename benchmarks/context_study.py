@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/context_study.py [--affordable-only]
+    python benchmarks/context_study.py [--only NAME,NAME]
 
 Every representation re-encodes the table's questions (``OutcomeTable.with_contexts``) as
 ``[1, projection of an embedding, four surface features]``, scaled to unit norm as the engine does:
@@ -161,7 +161,7 @@ def seed_table(rows: dict[str, list[Any]]) -> list[str]:
     return lines
 
 
-def main(affordable_only: bool) -> None:
+def main(only: set[str] | None) -> None:
     table = load_table(default_table_path())
     texts = [q.text for q in table.questions]
     cheap = np.asarray([cheap_features(t) for t in texts])
@@ -190,7 +190,7 @@ def main(affordable_only: bool) -> None:
         table.subset("tune").array("eflops")[:, [str(c) for c in table.configs].index("S/qp1/cp1/bs1")].mean()
     )
     for name, projected in tqdm(candidates.items(), desc="contexts"):
-        if name in rows or (affordable_only and not with_prior(name)):
+        if name in rows or (only is not None and name not in only):
             continue
         contexts = np.hstack([np.ones((len(texts), 1)), projected, cheap])
         contexts /= np.linalg.norm(contexts, axis=1, keepdims=True)
@@ -255,7 +255,6 @@ def main(affordable_only: bool) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--affordable-only", action="store_true", help="measure only the contexts measured with the prior too"
-    )
-    main(parser.parse_args().affordable_only)
+    parser.add_argument("--only", help="comma-separated contexts to measure now (the rest stay as cached)")
+    args = parser.parse_args()
+    main(set(args.only.split(",")) if args.only else None)
