@@ -96,6 +96,6 @@ def test_the_shipped_default_table_is_small_complete_and_replays(tmp_path: Path)
     with pytest.raises(ValueError, match="no shipped table"):
         default_table_path("v3")
     done = _uniscale("bench", "--out", str(tmp_path / "out"), "--seeds", "1", "--queries", "100", "--no-plots",
-                     "--quiet")  # fmt: skip
+                     "--shrinkages", "1", "--quiet")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"{table.n_questions} questions" in done.stdout

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--shrinkages",
         type=_positives("shrinkages"),
         default=BenchSettings.shrinkages,
-        help="interaction shrinkages the tuning split chooses from with alpha, e.g. 1,4,16,64 (default 1: plain ridge)",
+        help="interaction shrinkages tuned with alpha (default 1,4,16,64; 1 alone: plain ridge, 4x quicker)",
     )
     parser.add_argument(
         "--prior-weights",

@@ -31,6 +31,7 @@ from uniscale_integrations.bench.replay import (
 )
 from uniscale_integrations.outcomes import default_table_path, load_table
 from uniscale_integrations.policy.baselines import Fixed
+from uniscale_integrations.policy.linucb import DEFAULT_SHRINKAGE
 from uniscale_integrations.policy.prior import Prior
 from uniscale_integrations.reward.weights import Mode, RewardWeights
 
@@ -71,7 +72,8 @@ def margin(mode: Mode = "cost-sensitive", *, seed: int = 0, length: int = 1000, 
     full = load_table(table or default_table_path())
     tune, test = full.subset("tune"), full.subset("test")
     weights = RewardWeights.preset(mode)
-    settings = BenchSettings(seeds=(seed,), length=length)
+    # The engine's own shrinkage: tuning the bench's whole grid would make the demo four times slower.
+    settings = BenchSettings(seeds=(seed,), length=length, shrinkages=(DEFAULT_SHRINKAGE,))
     repeats = length / test.n_questions
     bandit, _ = tune_bandit(tune, weights, settings, repeats=repeats)
     prior_bandit, _ = tune_prior_bandit(tune, weights, settings, repeats=repeats)
