@@ -172,7 +172,7 @@ def main(only: set[str] | None) -> None:
     cheap = np.asarray([cheap_features(t) for t in texts])
     tune_mask = np.asarray([q.split == "tune" for q in table.questions])
     n_tune, n_test = int(tune_mask.sum()), int((~tune_mask).sum())
-    settings = BenchSettings(shrinkages=(1.0,))  # plain ridge, the bench's default
+    settings = BenchSettings(shrinkages=(1.0,))  # plain ridge: the study compares contexts, not shrinkages
     repeats = settings.length / n_test
     cache_path = ROOT / "results" / "context_study.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}

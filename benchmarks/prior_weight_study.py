@@ -40,7 +40,7 @@ def main() -> None:
     nested_rows = []
     for mode in MODES:
         weights = RewardWeights.preset(mode)
-        wide = BenchSettings(prior_weights=WIDE)
+        wide = BenchSettings(prior_weights=WIDE, shrinkages=PLAIN)  # the weight alone, with plain ridge
         best, scores = tune_prior_bandit(tune, weights, wide, repeats=repeats)
         lines += [
             f"### {mode}: in sample (prior from one half, scored on the other)",
@@ -53,7 +53,7 @@ def main() -> None:
             lines.append(f"| {alpha:g} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
         lines += ["", f"Chosen: {best}.", ""]
         for grid in (PLAIN, WIDE):
-            settings = BenchSettings(prior_weights=grid)
+            settings = BenchSettings(prior_weights=grid, shrinkages=PLAIN)
             nested_rows.append((mode, grid, chosen_out_of_sample(tune, weights, settings, repeats, prior=True)))
     title = "Out of sample: chosen inside one half of the tuning split, its prior scored on the other"
     lines += out_of_sample_table(title, "prior weights", nested_rows)
