@@ -48,7 +48,7 @@ from uniscale_integrations.bench.replay import (
     warmed_uniscale,
 )
 from uniscale_integrations.outcomes import OutcomeTable, default_table_path, load_table
-from uniscale_integrations.policy.linucb import DEFAULT_ALPHA
+from uniscale_integrations.policy.linucb import DEFAULT_ALPHA, DEFAULT_SHRINKAGE
 from uniscale_integrations.policy.prior import DEFAULT_PRIOR_WEIGHT, Prior
 from uniscale_integrations.reward.weights import RewardWeights
 
@@ -63,8 +63,9 @@ def fitted_on(tune: OutcomeTable, test: OutcomeTable, weights: RewardWeights) ->
     """Each policy fitted on ``tune``: its mean reward on the bench's test streams."""
     settings = BenchSettings()
     rivals = tune_rivals(tune, weights)
+    prior = Prior.of_table(tune, weights)
     specs = [
-        PolicySpec(name, warmed_uniscale(BanditSettings(DEFAULT_ALPHA, 1.0, w), Prior.of_table(tune, weights), test))
+        PolicySpec(name, warmed_uniscale(BanditSettings(DEFAULT_ALPHA, DEFAULT_SHRINKAGE, w), prior, test))
         for name, w in ((UNISCALE_PRIOR, DEFAULT_PRIOR_WEIGHT), (HEAVY, 1.0))
     ]
     specs += [

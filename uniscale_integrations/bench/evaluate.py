@@ -269,12 +269,13 @@ def tune_prior_bandit(
     the replay on the other half, and the other way round (the prior never sees the questions it is scored on);
     each question comes back ``repeats`` times per stream (:func:`tuning_length`)."""
     halves = tuning_halves(tune)
+    crosswise = [(Prior.of_table(fit, weights), held_out) for fit, held_out in (halves, halves[::-1])]
     grid = _grid(settings.prior_alphas, settings.shrinkages, settings.prior_weights)
     scores: dict[str, float] = {}
     for bandit in grid:
         means = []
-        for fit, held_out in (halves, halves[::-1]):
-            spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(bandit, Prior.of_table(fit, weights), held_out))
+        for prior, held_out in crosswise:
+            spec = PolicySpec(UNISCALE_PRIOR, warmed_uniscale(bandit, prior, held_out))
             means += tuning_rewards(held_out, spec, weights, settings, repeats)
         scores[str(bandit)] = float(np.mean(means))
         if progress is not None:
