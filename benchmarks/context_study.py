@@ -196,6 +196,9 @@ def main(only: set[str] | None) -> None:
     s_eflops = float(
         table.subset("tune").array("eflops")[:, [str(c) for c in table.configs].index("S/qp1/cp1/bs1")].mean()
     )
+    unknown = sorted((only or set()) - set(candidates))
+    if unknown:
+        raise SystemExit(f"--only: no such context {', '.join(map(repr, unknown))}; known: {', '.join(candidates)}")
     for name, projected in tqdm(candidates.items(), desc="contexts"):
         if name in rows or (only is not None and name not in only):
             continue
